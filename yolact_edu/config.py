@@ -1,0 +1,192 @@
+"""Model configurations as frozen dataclasses.
+
+The seven official configurations reproduce the original implementation's
+``data/config.py`` (see ``shared/reference/yolact_reference.md`` §1), so their
+checkpoints load unchanged.  ``yolact_tiny`` is a teaching configuration that
+trains on a laptop CPU in minutes.
+
+    >>> cfg = get_config("yolact_base")
+    >>> small = cfg.replace(max_size=400)   # a new config; the original is untouched
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
+    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
+    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
+    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
+    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
+    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
+    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
+)
+
+# The 80 COCO category ids in ascending order; position i <-> 0-based label i.
+COCO_CATEGORY_IDS: tuple[int, ...] = tuple(
+    i for i in range(1, 91) if i not in (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+)
+
+BASE_SCALES = (24, 48, 96, 192, 384)  # anchor side in pixels at 550, one per FPN level P3..P7
+
+
+@dataclass(frozen=True)
+class YolactConfig:
+    """Everything that defines a YOLACT model, its post-processing and its loss.
+
+    Fields are grouped as in the paper: backbone, FPN, anchors (§3.3),
+    protonet (§3.1), detection (§3.4) and loss weights (§3.1).
+    """
+
+    name: str
+    num_classes: int = 80                      # foreground classes (background is added by the head)
+    class_names: tuple[str, ...] = COCO_CLASSES
+    max_size: int = 550                        # the square input side S
+
+    # Backbone: "resnet101", "resnet50", "resnet18" or "darknet53".
+    backbone: str = "resnet101"
+    selected_layers: tuple[int, ...] = (1, 2, 3)   # backbone stages fed to the FPN (C3, C4, C5)
+    dcn_layers: tuple[int, ...] = (0, 0, 0, 0)     # per stage: how many trailing blocks may use DCN
+    dcn_interval: int = 1                          # ... and every n-th of them does
+    normalization: str = "mean_std"                # "mean_std" (ResNet) or "unit" (DarkNet: x/255)
+
+    # FPN (§3 "Backbone Detector")
+    fpn_features: int = 256
+    fpn_num_downsample: int = 2                    # extra levels P6, P7 from strided 3x3 convs
+
+    # Anchors: one tuple of scales (pixels at max_size) per FPN level; ratios shared by all.
+    pred_scales: tuple[tuple[float, ...], ...] = tuple((s,) for s in BASE_SCALES)
+    aspect_ratios: tuple[float, ...] = (1.0, 0.5, 2.0)
+    square_anchors: bool = True                    # the v1 quirk: h <- w (see reference §1.4)
+
+    # Protonet and head
+    num_protos: int = 32
+    proto_channels: int = 256
+    head_channels: int = 256
+
+    # YOLACT++ fast mask re-scoring
+    use_maskiou: bool = False
+    maskiou_alpha: float = 25.0
+    discard_mask_area: float = 25.0                # proto pixels; smaller GT masks do not train maskiou
+
+    # Detection / NMS (eval.py defaults of the original)
+    nms_top_k: int = 200                           # candidates per class before Fast NMS
+    nms_conf_thresh: float = 0.05
+    nms_iou_thresh: float = 0.5
+    max_detections: int = 100
+
+    # Loss (reference §2)
+    masks_to_train: int = 100
+    positive_iou_threshold: float = 0.5
+    negative_iou_threshold: float = 0.4
+    crowd_iou_threshold: float = 0.7
+    ohem_negpos_ratio: int = 3
+    bbox_alpha: float = 1.5
+    conf_alpha: float = 1.0
+    mask_alpha: float = 6.125
+    semantic_segmentation_alpha: float = 1.0
+
+    # Training recipe (reference §5), for batch size 8
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    lr_warmup_init: float = 1e-4
+    lr_warmup_until: int = 500
+    lr_steps: tuple[int, ...] = (280_000, 600_000, 700_000, 750_000)
+    max_iter: int = 800_000
+    batch_size: int = 8
+
+    # File name prefix of the official checkpoint, or None for teaching configs.
+    official_weights: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.num_classes < 1:
+            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        if len(self.class_names) != self.num_classes:
+            raise ValueError(
+                f"config {self.name!r}: class_names has {len(self.class_names)} entries "
+                f"but num_classes is {self.num_classes}")
+        if len(self.pred_scales) != len(self.selected_layers) + self.fpn_num_downsample:
+            raise ValueError(
+                f"config {self.name!r}: pred_scales needs one entry per FPN level "
+                f"({len(self.selected_layers) + self.fpn_num_downsample}), got {len(self.pred_scales)}")
+        if self.normalization not in ("mean_std", "unit"):
+            raise ValueError(f"normalization must be 'mean_std' or 'unit', got {self.normalization!r}")
+
+    def replace(self, **changes) -> YolactConfig:
+        """Return a copy with some fields changed, e.g. ``cfg.replace(num_classes=3,
+        class_names=("a", "b", "c"))``. Changing ``num_classes`` alone renames the
+        classes ``class_0 .. class_{n-1}`` unless ``class_names`` is given too."""
+        if "num_classes" in changes and "class_names" not in changes:
+            n = changes["num_classes"]
+            changes["class_names"] = (self.class_names if n == self.num_classes
+                                      else tuple(f"class_{i}" for i in range(n)))
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def num_anchors(self) -> int:
+        """Anchors per feature-map cell (A): 3 for YOLACT, 9 for YOLACT++."""
+        return len(self.pred_scales[0]) * len(self.aspect_ratios)
+
+    @property
+    def num_fpn_levels(self) -> int:
+        return len(self.pred_scales)
+
+
+def _scaled(size: int) -> tuple[tuple[float, ...], ...]:
+    # The original truncates with int() when it rescales the 550 anchors.
+    return tuple((int(s / 550 * size),) for s in BASE_SCALES)
+
+
+_PLUS_SCALES = tuple(tuple(s * 2 ** (j / 3.0) for j in range(3)) for s in BASE_SCALES)
+
+_BASE = YolactConfig(name="yolact_base", official_weights="yolact_base")
+
+_CONFIGS: dict[str, YolactConfig] = {
+    "yolact_base": _BASE,
+    "yolact_im400": _BASE.replace(name="yolact_im400", max_size=400, pred_scales=_scaled(400),
+                                  official_weights="yolact_im400"),
+    "yolact_im700": _BASE.replace(name="yolact_im700", max_size=700, pred_scales=_scaled(700),
+                                  masks_to_train=300, official_weights="yolact_im700"),
+    "yolact_resnet50": _BASE.replace(name="yolact_resnet50", backbone="resnet50",
+                                     official_weights="yolact_resnet50"),
+    "yolact_darknet53": _BASE.replace(name="yolact_darknet53", backbone="darknet53",
+                                      selected_layers=(2, 3, 4), normalization="unit",
+                                      official_weights="yolact_darknet53"),
+    "yolact_plus_base": _BASE.replace(name="yolact_plus_base", dcn_layers=(0, 4, 23, 3),
+                                      dcn_interval=3, pred_scales=_PLUS_SCALES,
+                                      square_anchors=False, use_maskiou=True,
+                                      official_weights="yolact_plus_base"),
+    "yolact_plus_resnet50": _BASE.replace(name="yolact_plus_resnet50", backbone="resnet50",
+                                          dcn_layers=(0, 4, 6, 3), dcn_interval=1,
+                                          pred_scales=_PLUS_SCALES, square_anchors=False,
+                                          use_maskiou=True, official_weights="yolact_plus_resnet50"),
+    # Teaching config: ResNet-18, 320 px, slimmer FPN/protonet so a 2-core CPU trains it.
+    "yolact_tiny": _BASE.replace(name="yolact_tiny", backbone="resnet18", max_size=320,
+                                 pred_scales=_scaled(320), fpn_features=128, proto_channels=128,
+                                 head_channels=128, official_weights=None),
+}
+
+OFFICIAL_CONFIGS: tuple[str, ...] = tuple(n for n, c in _CONFIGS.items() if c.official_weights)
+
+
+def list_configs() -> list[str]:
+    """Names accepted by :func:`get_config`: the 7 official ones, then teaching ones."""
+    return list(_CONFIGS)
+
+
+def get_config(name: str) -> YolactConfig:
+    """Return the configuration called ``name`` (also accepts the original's
+    ``*_config`` spelling, e.g. ``"yolact_base_config"``)."""
+    key = name[: -len("_config")] if name.endswith("_config") else name
+    if key not in _CONFIGS:
+        raise KeyError(f"unknown config {name!r}; choose one of {', '.join(_CONFIGS)}")
+    return _CONFIGS[key]
+
+
+__all__ = ["YolactConfig", "list_configs", "get_config", "COCO_CLASSES", "COCO_CATEGORY_IDS",
+           "OFFICIAL_CONFIGS"]
