@@ -1,0 +1,107 @@
+"""From raw network outputs to :class:`Detections` (paper §3.2-3.4).
+
+Per image: softmax the class logits, decode the boxes, keep priors whose best
+foreground score beats the candidate threshold, run NMS, assemble the masks
+from prototypes and coefficients, crop, upsample to the image, threshold.
+This mirrors the original's ``Detect`` + ``postprocess`` step for step.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from .assemble import assemble_masks, masks_to_image
+from .boxes import decode, sanitize_coordinates
+from .detections import Detections
+from .nms import NMS_FUNCTIONS, standard_nms
+
+
+def _empty(proto: torch.Tensor, num_protos: int, height: int, width: int,
+           rescored: bool, class_names) -> Detections:
+    device = proto.device
+    return Detections(
+        boxes=torch.zeros((0, 4), device=device), scores=torch.zeros(0, device=device),
+        labels=torch.zeros(0, dtype=torch.int64, device=device),
+        masks=torch.zeros((0, height, width), dtype=torch.bool, device=device),
+        coefs=torch.zeros((0, num_protos), device=device), proto=proto,
+        mask_scores=torch.zeros(0, device=device) if rescored else None,
+        boxes_rel=torch.zeros((0, 4), device=device), class_names=class_names)
+
+
+def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold: float,
+            top_k: int, conf_threshold: float, max_detections: int | None):
+    """Dispatch to one of the NMS variants; returns (keep_idx, classes, scores)."""
+    if kind not in NMS_FUNCTIONS:
+        raise ValueError(f"nms must be one of {', '.join(NMS_FUNCTIONS)}, got {kind!r}")
+    if kind == "standard":
+        return standard_nms(boxes, scores, iou_threshold, conf_threshold, max_detections)
+    return NMS_FUNCTIONS[kind](boxes, scores, iou_threshold, top_k, max_detections)
+
+
+@torch.no_grad()
+def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, int], *,
+           score_threshold: float = 0.0, top_k: int | None = None, nms: str | None = "fast",
+           iou_threshold: float | None = None, crop: bool = True, mask_threshold: float = 0.5,
+           conf_threshold: float | None = None, interpolation: str = "bilinear",
+           maskiou_net: torch.nn.Module | None = None) -> list[Detections]:
+    """Turn the raw dict of :meth:`Yolact.forward` into one :class:`Detections` per image.
+
+    raw: "loc" [B,P,4], "conf" [B,P,C+1] logits, "coef" [B,P,k], "proto" [B,Hp,Wp,k],
+        "priors" [P,4].
+    image_sizes: (height, width) of each original image (one pair for all images).
+    score_threshold: drop detections scoring <= this (0 keeps all, as for mAP).
+    top_k: keep at most this many per image; None means ``cfg.max_detections``
+        (for "cross_class", None means no cap besides ``cfg.nms_top_k``, as the original).
+    nms: "fast" (class-specific Fast NMS), "cross_class" or "standard"; None -> "fast".
+    iou_threshold / conf_threshold: None means ``cfg.nms_iou_thresh`` / ``cfg.nms_conf_thresh``.
+    crop: zero masks outside their (1-px padded) box; mask_threshold: binarisation level.
+    maskiou_net: YOLACT++ re-scoring network; fills ``mask_scores``.
+    """
+    kind = nms or "fast"
+    iou_threshold = cfg.nms_iou_thresh if iou_threshold is None else iou_threshold
+    conf_threshold = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
+    max_detections = top_k if top_k is not None else (
+        None if kind == "cross_class" else cfg.max_detections)
+    batch = raw["loc"].shape[0]
+    if isinstance(image_sizes[0], int):
+        image_sizes = [tuple(image_sizes)] * batch  # type: ignore[list-item]
+    if len(image_sizes) != batch:
+        raise ValueError(f"got {len(image_sizes)} image sizes for a batch of {batch}")
+    priors = raw["priors"].float()
+    results = []
+    for b, (height, width) in enumerate(image_sizes):
+        proto = raw["proto"][b].float()
+        num_protos = proto.shape[-1]
+        class_scores = F.softmax(raw["conf"][b].float(), dim=-1)[:, 1:].t()   # [C,P]
+        candidates = class_scores.max(dim=0).values > conf_threshold
+        if not bool(candidates.any()):
+            results.append(_empty(proto, num_protos, height, width, maskiou_net is not None,
+                                  cfg.class_names))
+            continue
+        boxes = decode(raw["loc"][b].float(), priors)[candidates]
+        coefs = raw["coef"][b].float()[candidates]
+        keep, labels, scores = run_nms(boxes, class_scores[:, candidates], kind, iou_threshold,
+                                       cfg.nms_top_k, conf_threshold, max_detections)
+        if score_threshold > 0:
+            above = scores > score_threshold
+            keep, labels, scores = keep[above], labels[above], scores[above]
+        boxes, coefs = boxes[keep], coefs[keep]
+        soft_masks = assemble_masks(proto, coefs, boxes, crop_masks=crop)
+        mask_scores = None
+        if maskiou_net is not None:
+            if len(keep):
+                predicted_iou = maskiou_net(soft_masks[:, None])
+                predicted_iou = predicted_iou.gather(1, labels[:, None]).squeeze(1)
+            else:
+                predicted_iou = scores.new_zeros(0)
+            mask_scores = scores * predicted_iou
+        masks = masks_to_image(soft_masks, height, width, mask_threshold, interpolation)
+        x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
+        y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+        results.append(Detections(
+            boxes=torch.stack([x1, y1, x2, y2], 1), scores=scores, labels=labels, masks=masks,
+            coefs=coefs, proto=proto, mask_scores=mask_scores, boxes_rel=boxes,
+            class_names=cfg.class_names))
+    return results
