@@ -1,0 +1,15 @@
+"""yolact_edu — learn real-time instance segmentation with YOLACT / YOLACT++.
+
+    >>> import yolact_edu as ye
+    >>> model = ye.Yolact(ye.get_config("yolact_tiny")).eval()
+    >>> detections = model.predict(image)          # image: HxWx3 uint8 RGB
+"""
+from .config import YolactConfig, get_config, list_configs
+from .detections import Detections
+from .model import Yolact
+from .weights import CheckpointError, download_official, load_official
+
+__version__ = "0.1.0"
+
+__all__ = ["YolactConfig", "get_config", "list_configs", "Yolact", "Detections",
+           "load_official", "download_official", "CheckpointError", "__version__"]
