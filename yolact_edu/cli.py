@@ -1,0 +1,190 @@
+"""The ``yolact-edu`` command line.
+
+    yolact-edu predict                       # bundled sample, untrained yolact_tiny -> outputs/predict/
+    yolact-edu predict photo.jpg --weights yolact_base_54_800000.pth
+    yolact-edu weights download yolact_resnet50
+    yolact-edu configs
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+
+
+def _formatter(prog):
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yolact-edu", formatter_class=_formatter,
+        description="Learn, run and retrain YOLACT / YOLACT++ real-time instance segmentation.",
+        epilog="examples:\n  yolact-edu predict\n  yolact-edu weights list\n  yolact-edu configs\n"
+               "run 'yolact-edu COMMAND --help' for the options of a command.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    predict = sub.add_parser(
+        "predict", help="segment images and write annotated PNGs + a detections JSON",
+        formatter_class=_formatter,
+        description="Run a model on images (files or folders) and draw the detections.",
+        epilog="examples:\n"
+               "  yolact-edu predict                                  # bundled sample, untrained model\n"
+               "  yolact-edu predict street.jpg --weights weights/yolact_base_54_800000.pth\n"
+               "  yolact-edu predict photos/ --weights yolact_resnet50_54_800000.pth "
+               "--score-threshold 0.3 --output out/")
+    predict.add_argument("inputs", nargs="*", help="image files or folders (default: the bundled sample)")
+    predict.add_argument("--weights", help="checkpoint (.pth); without it a randomly initialised model is used")
+    predict.add_argument("--config", help="config name (default: from the weights file name, else yolact_tiny)")
+    predict.add_argument("--output", default="outputs/predict", help="output folder (default: %(default)s)")
+    predict.add_argument("--score-threshold", type=float, default=None,
+                         help="hide detections scoring below this (default 0.15; 0 without weights)")
+    predict.add_argument("--top-k", type=int, default=15, help="draw at most this many (default: %(default)s)")
+    predict.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
+    predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    predict.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
+    predict.add_argument("--seed", type=int, default=0, help="seed of the random model (default: %(default)s)")
+
+    weights = sub.add_parser("weights", help="list or download the official checkpoints",
+                             formatter_class=_formatter,
+                             epilog="examples:\n  yolact-edu weights list\n"
+                                    "  yolact-edu weights download yolact_resnet50 --dir weights/\n"
+                                    "  yolact-edu weights download all")
+    wsub = weights.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
+    wsub.add_parser("list", help="released checkpoints, their URLs and whether they are here")
+    download = wsub.add_parser("download", help="fetch checkpoints (resumable, verified by loading)",
+                               formatter_class=_formatter,
+                               epilog="examples:\n  yolact-edu weights download yolact_base\n"
+                                      "  yolact-edu weights download all --dir weights/")
+    download.add_argument("names", nargs="+", help="config names, or 'all'")
+    download.add_argument("--dir", help="target folder (default: $YOLACT_EDU_HOME/weights or "
+                                        "~/.cache/yolact_edu/weights)")
+    download.add_argument("--base-url", help="mirror serving the files as BASE_URL/FILE_NAME")
+    download.add_argument("--force", action="store_true", help="download again even if present")
+    download.add_argument("--retries", type=int, default=3)
+
+    sub.add_parser("configs", help="list the model configurations")
+    return parser
+
+
+def _collect_images(inputs: list[str]) -> list[Path]:
+    paths: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise SystemExit(f"error: no such file or folder: {path}")
+    return paths
+
+
+def _device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    import torch
+    from pycocotools import mask as mask_utils
+
+    from . import Yolact, get_config, load_official
+    from .viz import draw_detections, read_image, sample_image, write_image
+
+    detect_kwargs = {"nms": args.nms}
+    if args.weights:
+        model = load_official(args.weights, config=args.config)
+        threshold = 0.15 if args.score_threshold is None else args.score_threshold
+    else:
+        # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual
+        # 0.05 candidate threshold; lower it so the picture still shows the pipeline's output.
+        detect_kwargs["conf_threshold"] = 0.0
+        torch.manual_seed(args.seed)
+        model = Yolact(get_config(args.config or "yolact_tiny")).eval()
+        threshold = 0.0 if args.score_threshold is None else args.score_threshold
+        print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
+              f"(seed {args.seed}); its detections are meaningless until it is trained")
+    device = _device(args.device)
+    model.to(device)
+    images = ([(p.name, read_image(p)) for p in _collect_images(args.inputs)] if args.inputs
+              else [("sample.jpg", sample_image())])
+    out_dir = Path(args.output)
+    records = []
+    for name, image in images:
+        start = time.perf_counter()
+        dets = model.predict(image, autocast=args.autocast, **detect_kwargs).cpu()
+        elapsed = time.perf_counter() - start
+        shown = dets.filter(threshold, args.top_k)
+        png = write_image(out_dir / (Path(name).stem + ".png"), draw_detections(image, shown))
+        print(f"{name}: {len(shown)} detections drawn ({len(dets)} in all) in "
+              f"{elapsed * 1000:.0f} ms -> {png}")
+        for i in range(len(shown)):
+            x1, y1, x2, y2 = shown.boxes[i].tolist()
+            rle = mask_utils.encode(np.asfortranarray(shown.masks[i].numpy().astype(np.uint8)))
+            records.append({"file_name": name, "label": int(shown.labels[i]),
+                            "category": shown.class_labels[i], "score": float(shown.scores[i]),
+                            "bbox": [x1, y1, x2 - x1, y2 - y1],
+                            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+    json_path = out_dir / "detections.json"
+    json_path.write_text(json.dumps(records, indent=1))
+    print(f"wrote {json_path}")
+    return 0
+
+
+def cmd_weights(args) -> int:
+    from .weights import OFFICIAL_FILES, download_official, official_url, weights_dir
+
+    if args.weights_command == "list":
+        here = weights_dir()
+        for name, filename in OFFICIAL_FILES.items():
+            status = "downloaded" if (here / filename).is_file() else "not downloaded"
+            print(f"{name:22s} {filename:38s} {status}\n{'':22s} {official_url(name)}")
+        print(f"folder: {here}  (yolact_im400 has no released checkpoint)")
+        return 0
+    names = list(OFFICIAL_FILES) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in OFFICIAL_FILES]
+    if unknown:
+        print(f"error: no released checkpoint for {', '.join(unknown)}; "
+              f"choose from {', '.join(OFFICIAL_FILES)} or 'all'", file=sys.stderr)
+        return 2
+    for name in names:
+        path = download_official(name, args.dir, base_url=args.base_url, overwrite=args.force,
+                                 retries=args.retries)
+        print(f"{name}: {path}")
+    return 0
+
+
+def cmd_configs(_args) -> int:
+    from .config import get_config, list_configs
+    for name in list_configs():
+        cfg = get_config(name)
+        kind = "YOLACT++" if cfg.use_maskiou else "YOLACT"
+        print(f"{name:22s} {kind:9s} {cfg.backbone:10s} {cfg.max_size:4d}px  "
+              f"{cfg.num_anchors} anchors/cell  {cfg.num_classes} classes")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handlers = {"predict": cmd_predict, "weights": cmd_weights, "configs": cmd_configs}
+    try:
+        return handlers[args.command](args)
+    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
