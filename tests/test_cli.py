@@ -1,0 +1,38 @@
+"""The yolact-edu command line (the main job of the README runs `predict`)."""
+import json
+
+import cv2
+import numpy as np
+
+from yolact_edu.cli import main
+
+
+def test_predict_on_the_bundled_sample_writes_png_and_json(tmp_path, capsys):
+    assert main(["predict", "--output", str(tmp_path)]) == 0
+    png = cv2.imread(str(tmp_path / "sample.png"))
+    assert png is not None and png.shape == (480, 640, 3)
+    records = json.loads((tmp_path / "detections.json").read_text())
+    assert 0 < len(records) <= 15
+    assert {"file_name", "label", "category", "score", "bbox", "segmentation"} <= set(records[0])
+    assert records[0]["segmentation"]["size"] == [480, 640]
+    assert "randomly initialised" in capsys.readouterr().out
+
+
+def test_predict_on_a_folder_and_bad_files(tmp_path, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.png"), np.full((60, 90, 3), 128, np.uint8))
+    out = tmp_path / "out"
+    assert main(["predict", str(folder), "--output", str(out), "--top-k", "3"]) == 0
+    assert cv2.imread(str(out / "a.png")).shape == (60, 90, 3)
+
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    assert main(["predict", str(broken), "--output", str(out)]) == 1
+    assert f"cannot decode image {broken}" in capsys.readouterr().err
+
+
+def test_configs_lists_every_config(capsys):
+    assert main(["configs"]) == 0
+    out = capsys.readouterr().out
+    assert "yolact_plus_base" in out and "YOLACT++" in out and "yolact_tiny" in out
