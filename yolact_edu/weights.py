@@ -9,9 +9,7 @@ file fails loudly instead of loading half a model.
 from __future__ import annotations
 
 import os
-import pickle
 import re
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -83,7 +81,9 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as exc:
+    except Exception as exc:
+        # A cut or foreign file surfaces as whatever the unpickler tripped on (UnpicklingError,
+        # EOFError, IndexError, KeyError, struct.error, OSError, ...): all mean "not readable".
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
                               f"(truncated download or another format?): {exc}") from exc
     return _as_state_dict(obj, str(path))
@@ -144,16 +144,34 @@ def check_state_dict(model: Yolact, state_dict: Mapping[str, torch.Tensor], sour
     if mis_shaped:
         lines.append("  mis-shaped keys: " + _describe(
             [f"{k} (file {f}, model {m})" for k, f, m in mis_shaped]))
-    conf = state_dict.get("prediction_layers.0.conf_layer.weight")
-    if conf is not None and any(k.endswith("conf_layer.weight") for k, _, _ in mis_shaped):
-        file_classes = conf.shape[0] // model.cfg.num_anchors - 1
-        lines.append(f"  the file has {file_classes} classes, the config {model.cfg.num_classes}: "
-                     f"use cfg.replace(num_classes={file_classes}) or fine-tune with re-initialised heads")
+    hint = _head_hint(model.cfg, state_dict)
+    if hint:
+        lines.append("  " + hint)
     guesses = [n for n in OFFICIAL_CONFIGS if n != model.cfg.name
                and not any(_shape_problems(_skeleton(n), state_dict))]
     if guesses:
         lines.append(f"  it fits config {' / '.join(guesses)} instead")
     raise CheckpointError("\n".join(lines))
+
+
+def _head_hint(cfg: YolactConfig, state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """Explain a mis-shaped head: a different class count, or a different number of anchors
+    per cell (YOLACT 3 vs YOLACT++ 9), read off the file's box and class layers."""
+    bbox = state_dict.get("prediction_layers.0.bbox_layer.weight")
+    conf = state_dict.get("prediction_layers.0.conf_layer.weight")
+    if bbox is None or conf is None or bbox.dim() == 0 or bbox.shape[0] % 4:
+        return None
+    file_anchors = bbox.shape[0] // 4
+    if file_anchors != cfg.num_anchors:
+        return (f"the file has {file_anchors} anchors per cell, the config {cfg.num_anchors}: "
+                f"YOLACT++ checkpoints need a yolact_plus_* config and YOLACT ones a plain config")
+    if conf.dim() == 0 or conf.shape[0] % file_anchors:
+        return None
+    file_classes = conf.shape[0] // file_anchors - 1
+    if file_classes == cfg.num_classes:
+        return None
+    return (f"the file has {file_classes} classes, the config {cfg.num_classes}: use "
+            f"cfg.replace(num_classes={file_classes}) or fine-tune with re-initialised heads")
 
 
 _SKELETONS: dict[str, Yolact] = {}
