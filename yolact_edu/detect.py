@@ -100,8 +100,11 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
         masks = masks_to_image(soft_masks, height, width, mask_threshold, interpolation)
         x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
         y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+        # Whole pixels, truncated as the original's postprocess does (``boxes.long()``), so boxes
+        # and box AP agree with it exactly; the exact relative boxes stay in ``boxes_rel``.
+        pixel_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
         results.append(Detections(
-            boxes=torch.stack([x1, y1, x2, y2], 1), scores=scores, labels=labels, masks=masks,
+            boxes=pixel_boxes, scores=scores, labels=labels, masks=masks,
             coefs=coefs, proto=proto, mask_scores=mask_scores, boxes_rel=boxes,
             class_names=cfg.class_names))
     return results

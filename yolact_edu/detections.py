@@ -12,6 +12,7 @@ class Detections:
     """Detections of one image, sorted by score (descending).
 
     boxes       [N,4] float32, (x1, y1, x2, y2) in original-image pixels, clipped to the image
+                and truncated to whole pixels (as the original's ``postprocess``)
     scores      [N]   float32 class confidence in [0, 1]
     labels      [N]   int64, 0-based foreground class (index into ``class_names``)
     masks       [N,H,W] bool at the original image size
