@@ -5,7 +5,7 @@ import torch
 from conftest import spread_scores
 
 import yolact_edu as ye
-from yolact_edu.model.yolact import RGB_MEAN, RGB_STD
+from yolact_edu.preprocess import RGB_MEAN, RGB_STD
 
 
 def check_detections(dets, height, width, num_protos=32):

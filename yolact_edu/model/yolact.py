@@ -7,22 +7,18 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..anchors import make_priors
 from ..config import YolactConfig, get_config
 from ..detect import detect as run_detect
 from ..detections import Detections
+from ..preprocess import preprocess_images
 from .backbone import build_backbone
 from .fpn import FPN
 from .head import PredictionHead
 from .maskiou import MaskIoUNet
 from .protonet import ProtoNet
-
-# Normalisation the official weights were trained with (Caffe BGR means/std, here in RGB order).
-RGB_MEAN = (123.68, 116.78, 103.94)
-RGB_STD = (58.40, 57.12, 57.38)
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "float16": torch.float16,
                    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -70,16 +66,10 @@ class Yolact(nn.Module):
         [3,H,W] / [B,3,H,W]. Stretch-resize (bilinear, align_corners=False) on the float
         image, then (x - mean) / std in RGB (mean 123.68, 116.78, 103.94; std 58.40,
         57.12, 57.38), or x / 255 for DarkNet. Output values roughly in [-2.2, 2.7].
+        See :mod:`yolact_edu.preprocess`.
         """
-        batch = [self._to_chw(img) for img in self._as_list(images)]
-        size = self.cfg.max_size
-        resized = torch.cat([F.interpolate(img[None], (size, size), mode="bilinear",
-                                           align_corners=False) for img in batch])
-        if self.cfg.normalization == "unit":
-            return resized / 255.0
-        mean = torch.tensor(RGB_MEAN, device=resized.device).view(1, 3, 1, 1)
-        std = torch.tensor(RGB_STD, device=resized.device).view(1, 3, 1, 1)
-        return (resized - mean) / std
+        return preprocess_images(self._as_list(images), self.cfg.max_size, self.cfg.normalization,
+                                 self._device())
 
     @staticmethod
     def _as_list(images) -> list:
@@ -88,22 +78,6 @@ class Yolact(nn.Module):
         if isinstance(images, torch.Tensor) and images.dim() == 4:
             return list(images)
         return [images]
-
-    def _to_chw(self, image) -> torch.Tensor:
-        """One image -> float32 [3,H,W] on the model's device, values 0..255."""
-        device = self._device()
-        if isinstance(image, np.ndarray):
-            if image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"expected an HxWx3 RGB image array, got shape {image.shape}")
-            image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
-        elif isinstance(image, torch.Tensor):
-            if image.dim() != 3 or image.shape[0] != 3:
-                raise ValueError(f"expected a [3,H,W] image tensor, got shape {tuple(image.shape)}")
-        else:
-            raise TypeError(f"expected a numpy array or a torch tensor, got {type(image).__name__}")
-        if image.shape[1] < 1 or image.shape[2] < 1:
-            raise ValueError(f"image has no pixels (shape {tuple(image.shape)})")
-        return image.to(device=device, dtype=torch.float32)
 
     @staticmethod
     def image_size(image) -> tuple[int, int]:

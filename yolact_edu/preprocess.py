@@ -1,0 +1,61 @@
+"""Image preprocessing shared by the model (:meth:`Yolact.preprocess`) and the datasets.
+
+The official weights expect a stretch resize to S x S (aspect ratio not kept) and the
+Caffe-style normalisation of the original: RGB mean (123.68, 116.78, 103.94), std
+(58.40, 57.12, 57.38) on 0..255 values, or plain x / 255 for the DarkNet backbone.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+# Normalisation the official weights were trained with (Caffe BGR means/std, here in RGB order).
+RGB_MEAN = (123.68, 116.78, 103.94)
+RGB_STD = (58.40, 57.12, 57.38)
+
+
+def image_to_tensor(image, device: torch.device | str = "cpu") -> torch.Tensor:
+    """One image -> float32 [3,H,W] on ``device``, values 0..255.
+
+    image: HxWx3 uint8 RGB numpy array, or a [3,H,W] tensor (any dtype, 0..255).
+    """
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an HxWx3 RGB image array, got shape {image.shape}")
+        image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    elif isinstance(image, torch.Tensor):
+        if image.dim() != 3 or image.shape[0] != 3:
+            raise ValueError(f"expected a [3,H,W] image tensor, got shape {tuple(image.shape)}")
+    else:
+        raise TypeError(f"expected a numpy array or a torch tensor, got {type(image).__name__}")
+    if image.shape[1] < 1 or image.shape[2] < 1:
+        raise ValueError(f"image has no pixels (shape {tuple(image.shape)})")
+    return image.to(device=device, dtype=torch.float32)
+
+
+def normalize(images: torch.Tensor, normalization: str = "mean_std") -> torch.Tensor:
+    """Float images [B,3,H,W] with values 0..255 -> network input.
+
+    "mean_std": (x - mean) / std per RGB channel, values roughly in [-2.2, 2.7];
+    "unit": x / 255 in [0, 1] (DarkNet).
+    """
+    if normalization == "unit":
+        return images / 255.0
+    if normalization != "mean_std":
+        raise ValueError(f"normalization must be 'mean_std' or 'unit', got {normalization!r}")
+    mean = torch.tensor(RGB_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(RGB_STD, device=images.device).view(1, 3, 1, 1)
+    return (images - mean) / std
+
+
+def preprocess_images(images: list, max_size: int, normalization: str = "mean_std",
+                      device: torch.device | str = "cpu") -> torch.Tensor:
+    """Images (see :func:`image_to_tensor`) -> normalised float tensor [B,3,S,S], S = ``max_size``.
+
+    Each image is stretch-resized on its float values (bilinear, align_corners=False),
+    exactly as the original's ``FastBaseTransform``, then normalised.
+    """
+    resized = torch.cat([F.interpolate(image_to_tensor(img, device)[None], (max_size, max_size),
+                                       mode="bilinear", align_corners=False) for img in images])
+    return normalize(resized, normalization)
