@@ -1,0 +1,13 @@
+"""Data: COCO-format datasets, the original's training augmentation, the bundled synthetic
+shapes set and a builder for real COCO subsets.
+
+    >>> from yolact_edu.data import make_shapes, CocoDataset
+    >>> paths = make_shapes("data/shapes")                       # seconds, no download
+    >>> train = CocoDataset(paths["train_annotations"], paths["train_images"], max_size=320,
+    ...                     augment=True)
+"""
+from .augment import Sample, SSDAugmentation
+from .coco import CocoDataset, DatasetError, DatasetReport, collate, read_image_any
+
+__all__ = ["CocoDataset", "DatasetError", "DatasetReport", "collate", "read_image_any",
+           "Sample", "SSDAugmentation"]
