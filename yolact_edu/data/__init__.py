@@ -8,6 +8,9 @@ shapes set and a builder for real COCO subsets.
 """
 from .augment import Sample, SSDAugmentation
 from .coco import CocoDataset, DatasetError, DatasetReport, collate, read_image_any
+from .coco_subset import annotations_file, build_coco_subset, download_coco_annotations
+from .shapes import SHAPE_CLASSES, make_shapes, shapes_exist
 
 __all__ = ["CocoDataset", "DatasetError", "DatasetReport", "collate", "read_image_any",
-           "Sample", "SSDAugmentation"]
+           "Sample", "SSDAugmentation", "make_shapes", "shapes_exist", "SHAPE_CLASSES",
+           "build_coco_subset", "download_coco_annotations", "annotations_file"]
