@@ -37,6 +37,37 @@ def write_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
+def draw_instances(image: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: list[int],
+                   captions: list[str], alpha: float = 0.45, show_boxes: bool = True,
+                   show_labels: bool = True) -> np.ndarray:
+    """Overlay instances on a copy of ``image`` (HxWx3 uint8 RGB).
+
+    masks [N,H,W] bool; boxes [N,4] xyxy pixels; labels [N] class indices (they pick the
+    colour); captions [N] the text drawn above each box. Instance 0 is painted last, so it
+    stays on top.
+    """
+    canvas = image.astype(np.float32).copy()
+    for i in reversed(range(len(labels))):
+        color = np.array(class_color(int(labels[i])), np.float32)
+        mask = masks[i].astype(bool)
+        canvas[mask] = canvas[mask] * (1 - alpha) + color * alpha
+    out = canvas.clip(0, 255).astype(np.uint8)
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for i in reversed(range(len(labels))):
+        color = class_color(int(labels[i]))
+        x1, y1, x2, y2 = (int(v) for v in boxes[i])
+        if show_boxes:
+            cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
+        if show_labels:
+            scale = 0.4 * thickness
+            (tw, th), base = cv2.getTextSize(captions[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            top = max(0, y1 - th - base - 2)
+            cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
+            cv2.putText(out, captions[i], (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
 def draw_detections(image: np.ndarray, detections: Detections, score_threshold: float = 0.0,
                     top_k: int | None = None, alpha: float = 0.45, show_boxes: bool = True,
                     show_labels: bool = True) -> np.ndarray:
@@ -45,28 +76,42 @@ def draw_detections(image: np.ndarray, detections: Detections, score_threshold: 
     The best-scoring detection is painted last so it stays on top.
     """
     dets = detections.cpu().filter(score_threshold, top_k)
-    canvas = image.astype(np.float32).copy()
-    masks = dets.masks.numpy()
-    for i in reversed(range(len(dets))):
-        color = np.array(class_color(int(dets.labels[i])), np.float32)
-        mask = masks[i]
-        canvas[mask] = canvas[mask] * (1 - alpha) + color * alpha
-    out = canvas.clip(0, 255).astype(np.uint8)
-    thickness = max(1, round(max(image.shape[:2]) / 400))
-    for i in reversed(range(len(dets))):
-        color = class_color(int(dets.labels[i]))
-        x1, y1, x2, y2 = (int(v) for v in dets.boxes[i].tolist())
-        if show_boxes:
-            cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
-        if show_labels:
-            text = f"{dets.class_labels[i]} {float(dets.scores[i]):.2f}"
-            scale = 0.4 * thickness
-            (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            top = max(0, y1 - th - base - 2)
-            cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
-            cv2.putText(out, text, (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                        (0, 0, 0), 1, cv2.LINE_AA)
-    return out
+    captions = [f"{name} {score:.2f}" for name, score in zip(dets.class_labels, dets.scores.tolist())]
+    return draw_instances(image, dets.masks.numpy(), dets.boxes.numpy(), dets.labels.tolist(), captions,
+                          alpha, show_boxes, show_labels)
+
+
+def draw_annotations(dataset, index: int, alpha: float = 0.45) -> np.ndarray:
+    """The ground truth of ``dataset[index]`` (a :class:`~yolact_edu.data.CocoDataset`) drawn on
+    its original image: masks, boxes and class names ("crowd" marked), HxWx3 uint8 RGB."""
+    image = dataset.load_image(index)
+    if image is None:
+        raise ValueError(f"image {dataset.image_info(index)['file_name']} of {dataset.annotation_file} "
+                         f"cannot be read")
+    target = dataset.load_target(index)
+    labels = target["labels"].tolist()
+    captions = [dataset.class_names[label] + (" (crowd)" if crowd else "")
+                for label, crowd in zip(labels, target["iscrowd"].tolist())]
+    return draw_instances(image, target["masks"].numpy(), target["boxes"].numpy(), labels, captions, alpha)
+
+
+def show_annotations(dataset, index: int, ax=None):
+    """Look before you train: draw the ground truth of ``dataset[index]`` with matplotlib.
+
+    Shows masks, boxes and class names on the original image, titled with the file name and
+    instance count. Returns the matplotlib Axes (a new figure when ``ax`` is None).
+    """
+    import matplotlib.pyplot as plt
+
+    picture = draw_annotations(dataset, index)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6 * picture.shape[0] / picture.shape[1]))
+    info = dataset.image_info(index)
+    count = len(dataset.load_target(index)["labels"])
+    ax.imshow(picture)
+    ax.set_title(f"{info['file_name']}: {count} instance{'s' if count != 1 else ''}")
+    ax.axis("off")
+    return ax
 
 
 def sample_image() -> np.ndarray:
