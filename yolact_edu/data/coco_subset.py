@@ -40,7 +40,8 @@ import cv2
 from pycocotools.coco import COCO
 from tqdm import tqdm
 
-from yolact_edu.download import download_file
+from ..atomic_write import write_atomically
+from ..download import download_file
 
 __all__ = [
     "COCO_ANNOTATIONS_URL",
@@ -165,7 +166,7 @@ def download_coco_annotations(
     extracted = _extract_safely(archive_path, dest_dir)
     if not annotations_dir.is_dir():
         raise ValueError(f"{archive_path} has no 'annotations/' folder; is {url} a COCO annotation archive?")
-    _write_atomically(marker, json.dumps(extracted, indent=1))
+    write_atomically(marker, json.dumps(extracted, indent=1))
     return annotations_dir
 
 
@@ -245,19 +246,6 @@ def _check_file_name(image: dict) -> str:
             "it must be a plain file name (no folders, '..' or absolute paths)"
         )
     return name
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _link_or_copy(source: Path, dest: Path) -> None:
@@ -410,7 +398,7 @@ def build_coco_subset(
         ann for ann in coco.dataset["annotations"] if ann["image_id"] in chosen_set and ann["category_id"] in kept_cats
     ]
     subset["categories"] = [cat for cat in coco.dataset["categories"] if cat["id"] in kept_cats]
-    _write_atomically(out_json, json.dumps(subset))
+    write_atomically(out_json, json.dumps(subset))
     if progress:
         print(f"COCO subset {out_json}: {subset_summary(subset)}")
     return out_json

@@ -40,6 +40,8 @@ import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from ..atomic_write import write_atomically
+
 __all__ = ["SHAPE_CLASSES", "make_shapes", "render_scene", "shapes_exist"]
 
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "ring", "star", "cross")
@@ -327,16 +329,6 @@ def _paths(root: Path) -> dict[str, Path]:
     }
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside ``path`` and rename it, so ``path`` is never half-written."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _make_split(
     split: str, num_images: int, seed: int, min_size: int, max_size: int, image_dir: Path, progress: bool
 ) -> dict:
@@ -356,7 +348,7 @@ def _make_split(
         ok, jpeg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise RuntimeError(f"OpenCV could not encode {file_name}")
-        _write_atomic(image_dir / file_name, jpeg.tobytes())
+        write_atomically(image_dir / file_name, jpeg.tobytes(), fsync=False)
         image_id = index + 1  # COCO ids start at 1 (COCOeval treats id 0 as "unmatched")
         images.append({"id": image_id, "file_name": file_name, "width": width, "height": height, "license": 1})
         for category_id, visible in instances:
@@ -457,7 +449,7 @@ def make_shapes(
     for split, count in zip(_SPLITS, (num_train, num_val)):
         paths[f"{split}_images"].mkdir(parents=True, exist_ok=True)
         coco = _make_split(split, count, seed, min_size, max_size, paths[f"{split}_images"], progress)
-        _write_atomic(paths[f"{split}_annotations"], json.dumps(coco, separators=(",", ":")).encode())
+        write_atomically(paths[f"{split}_annotations"], json.dumps(coco, separators=(",", ":")).encode())
         # Images of an earlier, larger set would otherwise linger beside the new listing.
         listed = {image["file_name"] for image in coco["images"]}
         for stale in paths[f"{split}_images"].glob(f"{split}_*.jpg"):
