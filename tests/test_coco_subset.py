@@ -14,14 +14,13 @@ import os
 import random
 import re
 import stat
-import threading
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from file_server import FileServer
 from pycocotools.coco import COCO
 
 from yolact_edu.data.coco_subset import (
@@ -47,65 +46,10 @@ EMPTY = IMAGE_IDS[11]  # has no annotations at all
 ARCHIVE = "/annotations/annotations_trainval2017.zip"
 
 
-class ServerState:
-    def __init__(self) -> None:
-        self.files: dict[str, bytes] = {}  # URL path -> body; anything else is a 404
-        self.fail: dict[str, list[int]] = {}  # URL path -> statuses to answer first
-        self.requests: list[str] = []
-        self.lock = threading.Lock()
-        self.base = ""
-
-    def image_requests(self) -> list[str]:
-        return sorted(path for path in self.requests if path.startswith("/val2017/"))
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep test output clean
-        pass
-
-    def _empty(self, code: int) -> None:
-        self.send_response(code)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        state: ServerState = self.server.state
-        with state.lock:
-            state.requests.append(self.path)
-            queued = state.fail.get(self.path)
-            status = queued.pop(0) if queued else None
-        if status is not None:
-            self._empty(status)
-            return
-        data = state.files.get(self.path)
-        if data is None:
-            self._empty(404)
-            return
-        start = 0
-        range_header = self.headers.get("Range")
-        if range_header:
-            start = int(range_header.removeprefix("bytes=").rstrip("-"))
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        self.wfile.write(data[start:])
-
-
 @pytest.fixture
 def server():
-    state = ServerState()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.state = state
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with FileServer() as server:
+        yield server
 
 
 def jpeg(height: int, width: int, seed: int) -> bytes:
@@ -282,7 +226,7 @@ def test_download_writes_a_subset_pycocotools_reads(coco, server, tmp_path, caps
         assert pixels is not None and pixels.shape == (image["height"], image["width"], 3)
         assert loaded.annToMask(loaded.loadAnns(loaded.getAnnIds(imgIds=image["id"]))[0]).any()
     fetched = sorted(f"/val2017/{image['file_name']}" for image in loaded.dataset["images"])
-    assert server.image_requests() == fetched
+    assert sorted(p for p in server.paths if p.startswith("/val2017/")) == fetched
     assert not list(out_dir.rglob("*.part")) and not list(out_dir.rglob("*.tmp"))
 
     # Resume: everything is on disk, so a second run asks the server for nothing.
@@ -295,10 +239,10 @@ def test_download_writes_a_subset_pycocotools_reads(coco, server, tmp_path, caps
 def test_transient_server_errors_are_retried(coco, server, tmp_path):
     path, dataset, _ = coco
     flaky = [f"/val2017/{name}" for name in (f"{IMAGE_IDS[0]:012d}.jpg", f"{IMAGE_IDS[3]:012d}.jpg")]
-    server.fail = {flaky[0]: [503], flaky[1]: [429]}  # one retry each, in parallel: ~1 s
+    server.statuses_by_path = {flaky[0]: [503], flaky[1]: [429]}  # one retry each, in parallel: ~1 s
     out = build_coco_subset(path, tmp_path / "out", max_images=None, workers=4, progress=False)
     assert len(json.loads(out.read_text())["images"]) == len(eligible(dataset, {1, 3, 18}))
-    assert server.requests.count(flaky[0]) == 2 and server.requests.count(flaky[1]) == 2
+    assert server.paths.count(flaky[0]) == 2 and server.paths.count(flaky[1]) == 2
 
 
 def test_missing_image_is_reported_and_resumed_after_the_fix(coco, server, tmp_path):
@@ -315,7 +259,7 @@ def test_missing_image_is_reported_and_resumed_after_the_fix(coco, server, tmp_p
     server.files[f"/val2017/{gone}"] = kept
     server.requests.clear()
     out = build_coco_subset(path, out_dir, max_images=None, workers=3, progress=False)
-    assert server.requests == [f"/val2017/{gone}"]
+    assert server.paths == [f"/val2017/{gone}"]
     assert (out_dir / "images" / gone).read_bytes() == kept
     assert len(json.loads(out.read_text())["images"]) == 10
 
@@ -372,10 +316,10 @@ def test_annotation_archive_is_extracted_once(server, tmp_path):
     assert ann_dir == dest / "annotations"
     assert annotations_file(ann_dir).read_bytes() == GOOD_MEMBERS[1][1]
     assert (ann_dir / "captions_val2017.json").read_bytes() == b"{}"
-    assert server.requests == [ARCHIVE]
+    assert server.paths == [ARCHIVE]
 
     assert download_coco_annotations(dest, url, progress=False) == ann_dir
-    assert server.requests == [ARCHIVE]  # neither downloaded nor extracted again
+    assert server.paths == [ARCHIVE]  # neither downloaded nor extracted again
 
     # An extraction cut short: no marker, a file missing, a stale staging folder.
     # The next call extracts again from the archive it already has.
@@ -384,7 +328,7 @@ def test_annotation_archive_is_extracted_once(server, tmp_path):
     (dest / ".annotations_trainval2017.zip.extract-stale").mkdir()
     assert download_coco_annotations(dest, url, progress=False) == ann_dir
     assert (ann_dir / "captions_val2017.json").read_bytes() == b"{}"
-    assert server.requests == [ARCHIVE]
+    assert server.paths == [ARCHIVE]
     assert not list(dest.glob("*.extract-*"))
 
     with pytest.raises(FileNotFoundError, match=r"instances_train2017\.json.*instances_val2017\.json"):

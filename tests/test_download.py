@@ -10,11 +10,10 @@ from __future__ import annotations
 import hashlib
 import random
 import sys
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from file_server import FileServer
 
 from yolact_edu.download import DownloadError, download_file
 
@@ -22,85 +21,11 @@ DATA = random.Random(20240611).randbytes(300_000)
 K = 100_000
 
 
-class ServerState:
-    def __init__(self) -> None:
-        self.data = DATA
-        self.ranges: list[str | None] = []  # Range header of every request, in order
-        self.user_agents: list[str | None] = []
-        self.statuses: list[int] = []  # answer the next requests with these codes
-        self.ignore_range = False  # answer 200 with the whole body regardless
-        self.drops = 0  # cut this many of the next bodies short...
-        self.drop_after = K  # ...after this many bytes
-        self.stalls = 0  # stall this many of the next bodies...
-        self.release = threading.Event()  # ...until the test tears down
-        self.url = ""
-
-
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, format, *args):  # keep test output clean
-        pass
-
-    def _empty(self, code: int, extra: dict[str, str] | None = None) -> None:
-        self.send_response(code)
-        for name, value in (extra or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def do_GET(self) -> None:
-        state: ServerState = self.server.state
-        range_header = self.headers.get("Range")
-        state.ranges.append(range_header)
-        state.user_agents.append(self.headers.get("User-Agent"))
-        if state.statuses:
-            self._empty(state.statuses.pop(0))
-            return
-
-        data, start = state.data, 0
-        if range_header and not state.ignore_range:
-            start = int(range_header.removeprefix("bytes=").rstrip("-"))
-            if start >= len(data):
-                self._empty(416, {"Content-Range": f"bytes */{len(data)}"})
-                return
-            self.send_response(206)
-            self.send_header(
-                "Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}"
-            )
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-
-        if state.drops:
-            # Promise the full length, deliver part of it, then hang up.
-            state.drops -= 1
-            self.wfile.write(body[: state.drop_after])
-            return
-        if state.stalls:
-            state.stalls -= 1
-            self.wfile.write(body[: state.drop_after])
-            state.release.wait(10)
-            return
-        self.wfile.write(body)
-
-
 @pytest.fixture
 def server():
-    state = ServerState()
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.state = state
-    # A short poll interval keeps shutdown() (and so each teardown) fast.
-    thread = threading.Thread(
-        target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/weights.pth"
-    yield state
-    state.release.set()
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with FileServer({"/weights.pth": DATA}, url_path="/weights.pth") as server:
+        server.drop_after = K  # where dropped and stalled bodies stop
+        yield server
 
 
 def part_of(dest: Path) -> Path:

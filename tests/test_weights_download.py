@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import io
 import random
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
+from file_server import FileServer
 from official_keys import make_state_dict
 
 import yolact_edu.download
@@ -44,52 +43,10 @@ def checkpoint():
     return sd, buf.getvalue()
 
 
-class Handler(BaseHTTPRequestHandler):
-    def log_message(self, format, *args):
-        pass
-
-    def do_GET(self) -> None:
-        state = self.server.state
-        state.requests.append((self.path, self.headers.get("Range")))
-        data = state.files.get(self.path)
-        if data is None:
-            self.send_response(404)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        start = 0
-        range_header = self.headers.get("Range")
-        if range_header:
-            start = int(range_header.removeprefix("bytes=").rstrip("-"))
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        else:
-            self.send_response(200)
-        body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        try:
-            if state.drops:
-                state.drops -= 1  # promise the whole body, send part of it, hang up
-                self.wfile.write(body[: state.drop_after])
-                return
-            self.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
 @pytest.fixture
 def server():
-    state = SimpleNamespace(files={}, requests=[], drops=0, drop_after=0, url="")
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    httpd.state = state
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{httpd.server_address[1]}/mirror"
-    yield state
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(5)
+    with FileServer(url_path="/mirror") as server:
+        yield server
 
 
 def part_of(path: Path) -> Path:
@@ -155,7 +112,7 @@ def test_download_verifies_and_keeps_the_released_name(server, checkpoint, tmp_p
     assert path == target / FILE
     assert path.read_bytes() == data
     assert not part_of(path).exists()
-    assert server.requests == [(f"/mirror/{FILE}", None)]
+    assert server.paths == [f"/mirror/{FILE}"] and server.ranges == [None]
     assert_loads_as(path, sd)
 
     # Present already: returned without a request.
@@ -186,7 +143,7 @@ def test_wrong_checkpoint_under_the_right_name_is_rejected(server, tmp_path, mon
         download_official(NAME, tmp_path, progress=False)
     message = str(info.value)
     assert "verification failed" in message and "fc.weight" in message
-    assert server.requests == [(f"/mirror/{FILE}", None)]
+    assert server.paths == [f"/mirror/{FILE}"] and server.ranges == [None]
     assert not (tmp_path / FILE).exists() and not part_of(tmp_path / FILE).exists()
 
 
@@ -198,7 +155,7 @@ def test_interrupted_transfer_is_resumed(server, checkpoint, tmp_path, monkeypat
     sleeps = []
     monkeypatch.setattr(yolact_edu.download, "time", SimpleNamespace(sleep=sleeps.append))
     path = download_official(NAME, tmp_path, base_url=server.url, progress=False)
-    assert server.requests == [(f"/mirror/{FILE}", None), (f"/mirror/{FILE}", "bytes=10000000-")]
+    assert server.paths == [f"/mirror/{FILE}"] * 2 and server.ranges == [None, "bytes=10000000-"]
     assert len(sleeps) == 1  # one back-off before the retry
     assert path.read_bytes() == data
     assert not part_of(path).exists()
