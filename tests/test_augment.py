@@ -3,7 +3,14 @@ import numpy as np
 import pytest
 import torch
 
-from yolact_edu.data.augment import Sample, SSDAugmentation, photometric_distort, random_sample_crop
+from yolact_edu.data import CocoDataset, make_shapes
+from yolact_edu.data.augment import (
+    Sample,
+    SSDAugmentation,
+    photometric_distort,
+    random_sample_crop,
+    shrink_boxes_to_masks,
+)
 from yolact_edu.preprocess import RGB_MEAN
 
 
@@ -121,3 +128,29 @@ def test_a_draw_that_loses_every_object_is_redrawn_then_falls_back():
     tiny_only = make_sample(boxes=((10, 10, 11, 11),))
     out = augment(tiny_only)
     assert len(out) == 0 and out.image.shape == (3, 64, 64)
+
+
+def test_shrink_boxes_to_masks_follows_what_is_left_of_an_irregular_mask():
+    # An L-shaped object whose clipped box is the whole 10x10 canvas, and one with no pixels left.
+    masks = torch.zeros(2, 10, 10, dtype=torch.uint8)
+    masks[0, 0:2, 0:10] = 1
+    masks[0, 0:6, 0:2] = 1
+    sample = Sample(torch.zeros(3, 10, 10), torch.tensor([[0.0, 0, 10, 10], [2.0, 2, 5, 5]]), masks,
+                    torch.tensor([3, 4]), torch.tensor([False, False]))
+    out = shrink_boxes_to_masks(sample)
+    assert out.labels.tolist() == [3]
+    assert out.boxes.tolist() == [[0.0, 0.0, 10.0, 6.0]]
+
+
+def test_augmented_shapes_keep_boxes_and_masks_together(tmp_path):
+    # Real occluded, ring-shaped objects: every box is its mask's tight box to within 1 px.
+    paths = make_shapes(tmp_path, num_train=12, num_val=1, seed=3)
+    dataset = CocoDataset(paths["train_annotations"], paths["train_images"], max_size=128, augment=True,
+                          verbose=False)
+    torch.manual_seed(0)
+    for i in range(60):
+        _, target = dataset[i % len(dataset)]
+        assert len(target["labels"]) >= 1
+        for box, mask in zip(target["boxes"] * 128, target["masks"]):
+            assert mask.any()
+            assert (mask_box(mask) - box).abs().max() <= 1.0

@@ -1,13 +1,13 @@
 """The original YOLACT training augmentation (its ``SSDAugmentation``; reference §4).
 
 In order: photometric distortion, expand (zoom out onto a mean-coloured canvas), random
-sample crop, horizontal mirror, stretch resize to ``max_size`` x ``max_size``, then drop
-degenerate boxes. Image, boxes and masks travel together as ``torchvision`` tv_tensors,
-so the geometric steps are torchvision's own (``RandomZoomOut``, ``RandomHorizontalFlip``,
-``functional.crop`` and ``functional.resize``) wherever they do what the original does; the
-photometric distortion and the sample crop have quirks torchvision does not reproduce
-(additive brightness, no clipping to 0..255, a crop whose IoU test never fires) and are
-written out here.
+sample crop, horizontal mirror, stretch resize to ``max_size`` x ``max_size``; then boxes are
+tightened to what is left of their masks and degenerate ones dropped. Image, boxes and masks
+travel together as ``torchvision`` tv_tensors, so the geometric steps are torchvision's own
+(``RandomZoomOut``, ``RandomHorizontalFlip``, ``functional.crop`` and ``functional.resize``)
+wherever they do what the original does; the photometric distortion and the sample crop have
+quirks torchvision does not reproduce (additive brightness, no clipping to 0..255, a crop
+whose IoU test never fires) and are written out here.
 
 Randomness comes from torch's generator (numpy draws are seeded from it), so
 ``torch.manual_seed`` and DataLoader worker seeding make a run reproducible.
@@ -131,6 +131,33 @@ def random_sample_crop(sample: Sample, rng: np.random.Generator, max_modes: int 
     return sample
 
 
+def shrink_boxes_to_masks(sample: Sample) -> Sample:
+    """Shrink each box to the part of its mask that is left, and drop objects with no mask left.
+
+    A crop through an irregular (occluded, ring-shaped) object leaves a clipped box much larger
+    than the mask inside it, and the nearest-neighbour resize can thin a mask further; the
+    original keeps such boxes, which trains the box and the mask crop on different extents.
+    Applied after the final resize, box and mask describe the same pixels (within 1 px).
+    """
+    masks = sample.masks.bool()
+    rows, cols = masks.any(2), masks.any(1)                          # [n,H], [n,W]
+    present = rows.any(1)
+    sample = Sample(sample.image, sample.boxes[present], sample.masks[present], sample.labels[present],
+                    sample.iscrowd[present])
+    rows, cols = rows[present], cols[present]
+    if not len(sample):
+        return sample
+    height, width = rows.shape[1], cols.shape[1]
+    x_first = cols.float().argmax(1)
+    x_last = width - cols.flip(1).float().argmax(1)                  # exclusive
+    y_first = rows.float().argmax(1)
+    y_last = height - rows.flip(1).float().argmax(1)
+    mask_boxes = torch.stack([x_first, y_first, x_last, y_last], 1).float()
+    boxes = torch.cat([torch.maximum(sample.boxes[:, :2], mask_boxes[:, :2]),
+                       torch.minimum(sample.boxes[:, 2:], mask_boxes[:, 2:])], 1)
+    return Sample(sample.image, boxes, sample.masks, sample.labels, sample.iscrowd)
+
+
 class SSDAugmentation:
     """Training augmentation of the original, ending in a ``max_size`` x ``max_size`` sample.
 
@@ -159,6 +186,9 @@ class SSDAugmentation:
         return out
 
     def drop_degenerate(self, sample: Sample) -> Sample:
+        """Tighten boxes to their masks (:func:`shrink_boxes_to_masks`), then drop boxes below
+        ``min_box_pixels`` in width or height."""
+        sample = shrink_boxes_to_masks(sample)
         sizes = sample.boxes[:, 2:] - sample.boxes[:, :2]
         return sample.select((sizes >= self.min_box_pixels).all(1))
 
