@@ -26,7 +26,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check yolact_edu tests
+	$(BIN)/ruff check yolact_edu tests benchmarks
 
 clean:
 	rm -rf $(VENV) outputs
