@@ -58,3 +58,11 @@ def test_coco_category_ids():
     assert len(COCO_CATEGORY_IDS) == 80
     assert COCO_CATEGORY_IDS[:11] == tuple(range(1, 12)) and COCO_CATEGORY_IDS[11] == 13
     assert COCO_CATEGORY_IDS[-1] == 90
+
+
+def test_yolact_plus_needs_inputs_large_enough_for_mask_rescoring():
+    plus = ye.get_config("yolact_plus_resnet50")
+    assert plus.replace(max_size=249).max_size == 249
+    with pytest.raises(ValueError, match="max_size >= 249; got max_size 248"):
+        plus.replace(max_size=248)
+    assert ye.get_config("yolact_resnet50").replace(max_size=128).max_size == 128

@@ -114,6 +114,13 @@ class YolactConfig:
             raise ValueError(
                 f"config {self.name!r}: pred_scales needs one entry per FPN level "
                 f"({len(self.selected_layers) + self.fpn_num_downsample}), got {len(self.pred_scales)}")
+        if self.use_maskiou:
+            p3_side = self.max_size
+            for _ in range(3):             # stride-2 steps of the backbone down to C3 (ceil rounding)
+                p3_side = (p3_side + 1) // 2
+            if 2 * p3_side < 63:           # the re-scoring net's five unpadded stride-2 convs need 63 px
+                raise ValueError(f"config {self.name!r}: YOLACT++ mask re-scoring needs prototypes of at "
+                                 f"least 63 px, i.e. max_size >= 249; got max_size {self.max_size}")
         if self.normalization not in ("mean_std", "unit"):
             raise ValueError(f"normalization must be 'mean_std' or 'unit', got {self.normalization!r}")
 
