@@ -6,10 +6,11 @@
 """
 from .config import YolactConfig, get_config, list_configs
 from .detections import Detections
+from .loss import YolactLoss
 from .model import Yolact
 from .weights import CheckpointError, download_official, load_official
 
 __version__ = "0.1.0"
 
-__all__ = ["YolactConfig", "get_config", "list_configs", "Yolact", "Detections",
+__all__ = ["YolactConfig", "get_config", "list_configs", "Yolact", "Detections", "YolactLoss",
            "load_official", "download_official", "CheckpointError", "__version__"]
