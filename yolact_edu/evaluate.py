@@ -28,9 +28,7 @@ a model that found nothing.
 """
 from __future__ import annotations
 
-import contextlib
 import copy
-import io
 import math
 import operator
 import time
@@ -46,7 +44,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 from tqdm.auto import tqdm
 
-from .data.coco import collate
+from .data.coco import coco_from_dict, collate, quietly
 from .detections import Detections
 
 __all__ = ["IOU_TYPES", "METRIC_NAMES", "detections_to_coco", "coco_evaluate", "evaluate"]
@@ -201,18 +199,10 @@ def _results_coco(coco_gt: COCO, results: list[dict]) -> COCO:
     """The results as a COCO object. ``loadRes`` fails on an empty list (it looks at
     ``results[0]``), so an empty result set is built directly: no detections, same images."""
     if results:
-        return _quietly(coco_gt.loadRes, results)
-    empty = COCO()
-    empty.dataset = {"images": list(coco_gt.dataset["images"]),
-                     "categories": copy.deepcopy(coco_gt.dataset.get("categories", [])),
-                     "annotations": []}
-    _quietly(empty.createIndex)
-    return empty
-
-
-def _quietly(fn, *args):
-    with contextlib.redirect_stdout(io.StringIO()):
-        return fn(*args)
+        return quietly(coco_gt.loadRes, results)
+    return coco_from_dict({"images": list(coco_gt.dataset["images"]),
+                           "categories": copy.deepcopy(coco_gt.dataset.get("categories", [])),
+                           "annotations": []})
 
 
 # -- COCOeval ------------------------------------------------------------------------------
@@ -238,7 +228,7 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
     entries, RLE sizes that differ from the image's. Empty results are fine: AP and AR are 0.
     """
     if isinstance(coco_gt, (str, Path)):
-        coco_gt = _quietly(COCO, str(coco_gt))
+        coco_gt = quietly(COCO, str(coco_gt))
     iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
     for iou_type in iou_types:
         if iou_type not in IOU_TYPES:
@@ -271,13 +261,13 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
                               "to score only the images the model ran on.", stacklevel=2)
         evaluator = COCOeval(coco_gt, _results_coco(coco_gt, checked), iou_type)
         evaluator.params.imgIds = sorted(scored)
-        _quietly(evaluator.evaluate)      # progress chatter; the table below is what matters
-        _quietly(evaluator.accumulate)
+        quietly(evaluator.evaluate)      # progress chatter; the table below is what matters
+        quietly(evaluator.accumulate)
         if verbose:
             print(f"COCO {iou_type}: {len(scored)} images, {len(checked)} detections")
             evaluator.summarize()
         else:
-            _quietly(evaluator.summarize)
+            quietly(evaluator.summarize)
         metrics[iou_type] = {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
     return metrics
 

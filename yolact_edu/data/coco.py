@@ -190,9 +190,7 @@ class CocoDataset(torch.utils.data.Dataset):
                 if ann.get(key) not in known:
                     raise DatasetError(f"{path}: annotation id {ann['id']} has unknown {key} {ann.get(key)!r}")
 
-        self.coco = COCO()            # built from the checked dict: no second read, no prints
-        self.coco.dataset = data
-        _quietly(self.coco.createIndex)    # pycocotools prints progress lines; our summary says more
+        self.coco = coco_from_dict(data)   # from the checked dict: no second read, no prints
         self.report = DatasetReport(str(path), num_images=len(data["images"]))
         self._annotations = self._validate(data, image_by_id)
         if include_empty is None:
@@ -331,6 +329,16 @@ def collate(batch: list[tuple[torch.Tensor, dict]]) -> tuple[torch.Tensor, list[
     return torch.stack(images), list(targets)
 
 
-def _quietly(fn):
+def quietly(fn, *args, **kwargs):
+    """Call ``fn`` with pycocotools' progress prints ("creating index...", "DONE") silenced."""
     with contextlib.redirect_stdout(io.StringIO()):
-        return fn()
+        return fn(*args, **kwargs)
+
+
+def coco_from_dict(data: dict) -> COCO:
+    """A pycocotools ``COCO`` index over an instances dict already in memory (``COCO(path)``
+    would read the file again and print its progress)."""
+    coco = COCO()
+    coco.dataset = data
+    quietly(coco.createIndex)
+    return coco

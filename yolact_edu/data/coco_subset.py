@@ -20,8 +20,6 @@ last, so its presence means every image it lists is on disk.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import random
@@ -42,6 +40,7 @@ from tqdm import tqdm
 
 from ..atomic_write import write_atomically
 from ..download import download_file
+from .coco import coco_from_dict
 
 __all__ = [
     "COCO_ANNOTATIONS_URL",
@@ -198,11 +197,7 @@ def _load_coco(path: Path) -> COCO:
     missing = [key for key in keys if not isinstance(dataset, dict) or key not in dataset]
     if missing:
         raise ValueError(f"{path} is not a COCO instances file: missing {', '.join(missing)}")
-    coco = COCO()  # COCO(path) would read the file a second time
-    coco.dataset = dataset
-    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints "creating index..."
-        coco.createIndex()
-    return coco
+    return coco_from_dict(dataset)
 
 
 def _resolve_categories(coco: COCO, categories: Iterable[str | int] | None) -> list[int]:
