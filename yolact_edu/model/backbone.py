@@ -59,17 +59,21 @@ class ResNetBackbone(nn.Module):
     """ResNet v1.5 (stride on the 3x3 conv) returning the outputs of the 4 stages
     (C2..C5, strides 4/8/16/32; channels 256/512/1024/2048, or 64..512 for ResNet-18)."""
 
-    def __init__(self, name: str = "resnet101", dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1):
+    def __init__(self, name: str = "resnet101", dcn_layers=(0, 0, 0, 0), dcn_interval: int = 1,
+                 width: int = 64):
         super().__init__()
         block, depths = RESNET_DEPTHS[name]
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        # width: channels of the stem and the first stage (64 in every torchvision ResNet);
+        # later stages double it. Narrower teaching models cost about (width/64)^2 the FLOPs.
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
         self.layers = nn.ModuleList()
         self.channels: list[int] = []
-        in_planes = 64
-        for stage, (planes, blocks) in enumerate(zip((64, 128, 256, 512), depths)):
+        in_planes = width
+        for stage, blocks in enumerate(depths):
+            planes = width * 2 ** stage
             stride = 1 if stage == 0 else 2
             out_planes = planes * block.expansion
             modules = []
@@ -149,4 +153,4 @@ def build_backbone(cfg) -> nn.Module:
     if cfg.backbone not in RESNET_DEPTHS:
         raise ValueError(f"unknown backbone {cfg.backbone!r}; choose one of "
                          f"{', '.join([*RESNET_DEPTHS, 'darknet53'])}")
-    return ResNetBackbone(cfg.backbone, cfg.dcn_layers, cfg.dcn_interval)
+    return ResNetBackbone(cfg.backbone, cfg.dcn_layers, cfg.dcn_interval, cfg.backbone_width)
