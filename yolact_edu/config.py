@@ -49,6 +49,7 @@ class YolactConfig:
 
     # Backbone: "resnet101", "resnet50", "resnet18" or "darknet53".
     backbone: str = "resnet101"
+    backbone_width: int = 64                       # ResNet stem/first-stage channels (64 = torchvision)
     selected_layers: tuple[int, ...] = (1, 2, 3)   # backbone stages fed to the FPN (C3, C4, C5)
     dcn_layers: tuple[int, ...] = (0, 0, 0, 0)     # per stage: how many trailing blocks may use DCN
     dcn_interval: int = 1                          # ... and every n-th of them does
@@ -91,12 +92,15 @@ class YolactConfig:
     semantic_segmentation_alpha: float = 1.0
 
     # Training recipe (reference §5), for batch size 8
+    optimizer: str = "sgd"                         # "sgd" (the original) or "adamw"
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 5e-4
     lr_warmup_init: float = 1e-4
     lr_warmup_until: int = 500
     lr_steps: tuple[int, ...] = (280_000, 600_000, 700_000, 750_000)
+    lr_gamma: float = 0.1
+    lr_schedule: str = "step"                      # "step" (the original) or "cosine"
     max_iter: int = 800_000
     batch_size: int = 8
 
@@ -121,6 +125,8 @@ class YolactConfig:
             if 2 * p3_side < 63:           # the re-scoring net's five unpadded stride-2 convs need 63 px
                 raise ValueError(f"config {self.name!r}: YOLACT++ mask re-scoring needs prototypes of at "
                                  f"least 63 px, i.e. max_size >= 249; got max_size {self.max_size}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
         if self.normalization not in ("mean_std", "unit"):
             raise ValueError(f"normalization must be 'mean_std' or 'unit', got {self.normalization!r}")
 
@@ -142,6 +148,24 @@ class YolactConfig:
     @property
     def num_fpn_levels(self) -> int:
         return len(self.pred_scales)
+
+
+def config_to_dict(cfg: YolactConfig) -> dict:
+    """The config as plain Python values (for checkpoints and JSON)."""
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(values: dict) -> YolactConfig:
+    """Inverse of :func:`config_to_dict` (lists, e.g. from JSON, become tuples again).
+    Unknown fields raise a ValueError naming them."""
+    fields = {f.name for f in dataclasses.fields(YolactConfig)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise ValueError(f"unknown config fields: {', '.join(unknown)}")
+
+    def tupled(value):
+        return tuple(tupled(v) for v in value) if isinstance(value, (list, tuple)) else value
+    return YolactConfig(**{key: tupled(value) for key, value in values.items()})
 
 
 def _scaled(size: int) -> tuple[tuple[float, ...], ...]:
@@ -195,5 +219,5 @@ def get_config(name: str) -> YolactConfig:
     return _CONFIGS[key]
 
 
-__all__ = ["YolactConfig", "list_configs", "get_config", "COCO_CLASSES", "COCO_CATEGORY_IDS",
-           "OFFICIAL_CONFIGS"]
+__all__ = ["YolactConfig", "list_configs", "get_config", "config_to_dict", "config_from_dict",
+           "COCO_CLASSES", "COCO_CATEGORY_IDS", "OFFICIAL_CONFIGS"]

@@ -235,3 +235,43 @@ def download_official(name: str, directory: str | os.PathLike | None = None, *,
     return download_file(url, directory / OFFICIAL_FILES[name], overwrite=overwrite,
                          progress=progress, retries=retries,
                          verify=lambda part: load_official(part, config=name))
+
+
+def load_matching(model: Yolact, path_or_state_dict, *, verbose: bool = True) -> dict[str, list[str]]:
+    """Fine-tuning start: copy every tensor of a checkpoint whose name and shape fit ``model``.
+
+    Typical use: official COCO weights (80 classes) into a model for your own classes. The
+    class layer and the semantic-segmentation layer (and YOLACT++'s re-scoring output) then
+    differ in shape; they keep ``model``'s fresh initialisation, and the user is told which.
+    Accepts official files and yolact_edu checkpoints. Returns {"loaded", "reinitialised",
+    "missing", "unexpected"} key lists. Raises :class:`CheckpointError` when fewer than half of
+    the model's tensors can be loaded: that is another architecture, not a fine-tuning start.
+    """
+    source = "state dict" if isinstance(path_or_state_dict, Mapping) else str(path_or_state_dict)
+    state_dict = (_as_state_dict(path_or_state_dict, source) if isinstance(path_or_state_dict, Mapping)
+                  else read_state_dict(path_or_state_dict))
+    state_dict = apply_legacy_fixups(state_dict, model.cfg)
+    own = model.state_dict()
+    report: dict[str, list[str]] = {"loaded": [], "reinitialised": [], "missing": [], "unexpected": []}
+    for key, value in own.items():
+        if key not in state_dict:
+            if not key.endswith("num_batches_tracked"):
+                report["missing"].append(key)
+        elif state_dict[key].shape != value.shape:
+            report["reinitialised"].append(f"{key} (file {tuple(state_dict[key].shape)}, "
+                                           f"model {tuple(value.shape)})")
+        else:
+            report["loaded"].append(key)
+    report["unexpected"] = [k for k in state_dict if k not in own]
+    weights = [k for k in own if not k.endswith("num_batches_tracked")]
+    if len(report["loaded"]) < len(weights) / 2:
+        raise CheckpointError(f"{source}: only {len(report['loaded'])} of the {len(weights)} tensors of "
+                              f"{model.cfg.name!r} fit; it is a different architecture "
+                              f"(missing e.g. {_describe(report['missing'], 3)})")
+    model.load_state_dict({k: state_dict[k] for k in report["loaded"]}, strict=False)
+    if verbose:
+        print(f"loaded {len(report['loaded'])} tensors from {source}")
+        for what in ("reinitialised", "missing", "unexpected"):
+            if report[what]:
+                print(f"  {what} ({len(report[what])}): {_describe(report[what])}")
+    return report
