@@ -166,6 +166,15 @@ def test_non_finite_steps_are_skipped_and_counted(train_set, tmp_path):
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
+def test_diverged_weights_skip_steps_instead_of_crashing(train_set, tmp_path):
+    model = new_model()
+    with torch.no_grad():
+        model.proto_net[0].weight[0, 0, 0, 0] = float("inf")     # as after an exploding step
+    trainer = Trainer(model, train_set, out_dir=tmp_path, batch_size=2, max_iter=2, progress=False)
+    summary = trainer.run()
+    assert summary["skipped_steps"] == 2 and summary["iteration"] == 2
+
+
 def test_frozen_backbone_and_batchnorm_do_not_change(train_set, tmp_path):
     trainer = Trainer(new_model(), train_set, out_dir=tmp_path, batch_size=2, max_iter=3, freeze_backbone=True,
                       progress=False)

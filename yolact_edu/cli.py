@@ -1,5 +1,9 @@
 """The ``yolact-edu`` command line.
 
+    yolact-edu demo                          # train + evaluate yolact_tiny on synthetic shapes
+    yolact-edu train --train-annotations a.json --train-images imgs/ --config yolact_resnet50
+    yolact-edu eval --weights outputs/demo/yolact_tiny_shapes.pth
+    yolact-edu video clip.mp4 --weights outputs/demo/yolact_tiny_shapes.pth
     yolact-edu predict                       # bundled sample, untrained yolact_tiny -> outputs/predict/
     yolact-edu predict photo.jpg --weights yolact_base_54_800000.pth
     yolact-edu weights download yolact_resnet50
@@ -14,6 +18,8 @@ import sys
 import time
 from pathlib import Path
 
+from . import cli_train, cli_video
+
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
@@ -25,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="yolact-edu", formatter_class=_formatter,
         description="Learn, run and retrain YOLACT / YOLACT++ real-time instance segmentation.",
-        epilog="examples:\n  yolact-edu predict\n  yolact-edu weights list\n  yolact-edu configs\n"
+        epilog="examples:\n  yolact-edu demo\n  yolact-edu predict\n  yolact-edu weights list\n  yolact-edu configs\n"
                "run 'yolact-edu COMMAND --help' for the options of a command.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -70,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("configs", help="list the model configurations")
     _add_data_parser(sub)
+    cli_train.add_parsers(sub)
+    cli_video.add_parser(sub)
     return parser
 
 
@@ -154,12 +162,13 @@ def cmd_predict(args) -> int:
     import torch
     from pycocotools import mask as mask_utils
 
-    from . import Yolact, get_config, load_official
+    from . import Yolact, get_config
+    from .checkpoint import load_model
     from .viz import draw_detections, read_image, sample_image, write_image
 
     detect_kwargs = {"nms": args.nms}
     if args.weights:
-        model = load_official(args.weights, config=args.config)
+        model = load_model(args.weights, config=args.config)
         threshold = 0.15 if args.score_threshold is None else args.score_threshold
     else:
         # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual
@@ -261,7 +270,9 @@ def cmd_data(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handlers = {"predict": cmd_predict, "weights": cmd_weights, "configs": cmd_configs, "data": cmd_data}
+    handlers = {"predict": cmd_predict, "weights": cmd_weights, "configs": cmd_configs, "data": cmd_data,
+                "demo": cli_train.cmd_demo, "train": cli_train.cmd_train, "eval": cli_train.cmd_eval,
+                "video": cli_video.run}
     try:
         return handlers[args.command](args)
     except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:

@@ -222,11 +222,15 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
             raw = self.network(images)
         raw = {k: v.float() for k, v in raw.items()}       # the loss in fp32: BCE/log terms need it
-        maskiou_net = getattr(self.model, "maskiou_net", None)
-        losses = self.criterion(raw, targets, maskiou_net=maskiou_net)
-        total = sum(losses.values())
         self.optimizer.zero_grad(set_to_none=True)
-        if not distributed.all_finite(total):
+        # Diverged weights give NaN outputs, on which the mask BCE raises rather than returning NaN:
+        # test the outputs first, then the loss (all processes agree, so none waits for the others).
+        outputs_finite = distributed.all_finite(torch.stack([v.detach().abs().amax() for v in raw.values()]))
+        if outputs_finite:
+            maskiou_net = getattr(self.model, "maskiou_net", None)
+            losses = self.criterion(raw, targets, maskiou_net=maskiou_net)
+            total = sum(losses.values())
+        if not outputs_finite or not distributed.all_finite(total):
             self.skipped_steps += 1
             return None
         self.scaler.scale(total).backward()

@@ -117,3 +117,51 @@ def show_annotations(dataset, index: int, ax=None):
 def sample_image() -> np.ndarray:
     """The bundled 640x480 sample picture (procedurally painted shapes), HxWx3 uint8 RGB."""
     return read_image(Path(__file__).parent / "assets" / "sample.jpg")
+
+
+def prototype_grid(proto, columns: int = 8, gap: int = 2) -> np.ndarray:
+    """Prototypes [Hp,Wp,k] (a tensor or array, >= 0 after ReLU) -> one RGB uint8 mosaic.
+
+    Each tile is scaled to its own [min, max] (prototypes differ in range by orders of magnitude)
+    and coloured with viridis; tiles run left to right, top to bottom, prototype 0 first.
+    """
+    import matplotlib
+
+    proto = proto.detach().float().cpu().numpy() if hasattr(proto, "detach") else np.asarray(proto, np.float32)
+    height, width, k = proto.shape
+    rows = -(-k // columns)
+    columns = min(columns, k)
+    canvas = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, np.uint8)
+    colormap = matplotlib.colormaps["viridis"]
+    for i in range(k):
+        tile = proto[..., i]
+        span = tile.max() - tile.min()
+        tile = (tile - tile.min()) / span if span > 0 else np.zeros_like(tile)
+        r, c = divmod(i, columns)
+        y, x = r * (height + gap), c * (width + gap)
+        canvas[y:y + height, x:x + width] = (colormap(tile)[..., :3] * 255).astype(np.uint8)
+    return canvas
+
+
+LOSS_PARTS = ("box", "conf", "mask", "segm", "maskiou")
+
+
+def plot_loss_curves(log: dict, ax=None, parts=LOSS_PARTS):
+    """Loss components against iteration from :func:`yolact_edu.train.read_log`'s dict.
+
+    Returns the matplotlib Axes (a new figure when ``ax`` is None)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for part in parts:
+        if part in log:
+            ax.plot(log["iteration"], log[part], label=part)
+    if "total" in log:
+        ax.plot(log["iteration"], log["total"], label="total", color="black", linewidth=2)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return ax

@@ -1,0 +1,81 @@
+"""The train / eval / demo commands, run in-process as a user would type them."""
+import json
+import warnings
+
+import pytest
+
+from yolact_edu.checkpoint import list_checkpoints, read_checkpoint
+from yolact_edu.cli import build_parser, main
+from yolact_edu.data import make_shapes
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    return make_shapes(tmp_path_factory.mktemp("shapes"), num_train=8, num_val=3, seed=11,
+                       min_size=128, max_size=160)
+
+
+def test_every_new_command_has_help_with_examples():
+    parser = build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    for name in ("train", "eval", "demo", "video"):
+        text = sub.choices[name].format_help()
+        assert "examples:" in text and f"yolact-edu {name}" in text.replace("-m yolact_edu.cli ", "yolact-edu ")
+
+
+def test_train_resume_and_eval_from_the_command_line(shapes, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "--train-annotations", str(shapes["train_annotations"]),
+              "--train-images", str(shapes["train_images"]), "--val-annotations", str(shapes["val_annotations"]),
+              "--val-images", str(shapes["val_images"]), "--max-size", "128", "--batch-size", "2",
+              "--max-iter", "4", "--log-every", "1", "--output", str(out), "--device", "cpu", "--no-freeze-bn"]
+    assert main(common + ["--val-every", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "6 classes from" in text and "finished at iteration 4/4" in text
+    validations = json.loads((out / "validation.json").read_text())
+    assert [v["iteration"] for v in validations] == [2, 4]
+    assert all(0.0 <= v["mask_AP"] <= 1.0 for v in validations)
+
+    longer = [a if a != "4" else "6" for a in common]               # --max-iter 6, same everything else
+    assert main(longer + ["--resume", "auto"]) == 0
+    assert "resumed from" in capsys.readouterr().out
+    newest = list_checkpoints(out / "checkpoints")[-1]
+    assert read_checkpoint(newest)["iteration"] == 6
+
+    metrics_file = tmp_path / "metrics.json"
+    assert main(["eval", "--weights", str(newest), "--annotations", str(shapes["val_annotations"]),
+                 "--images", str(shapes["val_images"]), "--device", "cpu", "--output", str(metrics_file)]) == 0
+    text = capsys.readouterr().out
+    assert "box AP" in text and "Average Precision" in text                # the 12-number tables
+    metrics = json.loads(metrics_file.read_text())
+    assert set(metrics) >= {"bbox", "segm"} and metrics["num_images"] == 3
+
+
+def test_train_refuses_half_given_data(tmp_path, capsys):
+    assert main(["train", "--train-annotations", "x.json", "--output", str(tmp_path)]) == 1
+    assert "--train-images" in capsys.readouterr().err
+
+
+def test_eval_names_a_missing_checkpoint(shapes, tmp_path, capsys):
+    assert main(["eval", "--weights", str(tmp_path / "nope.pth"), "--annotations",
+                 str(shapes["val_annotations"]), "--images", str(shapes["val_images"])]) == 1
+    assert "nope.pth" in capsys.readouterr().err
+
+
+def test_quick_demo_writes_every_output(tmp_path, capsys):
+    """What CI runs: `yolact-edu demo --quick`, shapes set made from scratch."""
+    out = tmp_path / "demo"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                                # a fresh set: no reuse warning
+        assert main(["demo", "--quick", "--output", str(out), "--data", str(tmp_path / "shapes"),
+                     "--device", "cpu"]) == 0
+    text = capsys.readouterr().out
+    assert "box AP" in text and "mask AP" in text
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["quick"] and metrics["iterations"] > 0 and metrics["val_images"] == 20
+    for key in ("box_AP", "mask_AP", "box_AP50", "mask_AP50"):
+        assert 0.0 <= metrics[key] <= 1.0
+    assert read_checkpoint(out / "yolact_tiny_shapes.pth")["config"]["num_classes"] == 6
+    assert len(list((out / "detections").glob("*.png"))) == 8
+    for picture in ("prototypes.png", "loss_curve.png"):
+        assert (out / picture).stat().st_size > 1000
