@@ -32,3 +32,23 @@ def test_cuda_autocast(precision):
     mixed = model.predict(image, autocast=precision)
     assert mixed.boxes.dtype == torch.float32 and len(mixed) > 0
     assert torch.allclose(full.scores[:10], mixed.scores[:10], atol=0.05)
+
+
+def test_cuda_training_with_amp_learns_and_resumes(tmp_path):
+    """AMP training on CUDA: fp16 forward, fp32 loss, a gradient scaler; checkpoints carry the scaler."""
+    from yolact_edu.checkpoint import read_checkpoint
+    from yolact_edu.data import CocoDataset, make_shapes
+    from yolact_edu.train import Trainer, read_log
+
+    shapes = make_shapes(tmp_path / "shapes", num_train=4, num_val=1, seed=2, min_size=128, max_size=160)
+    data = CocoDataset(shapes["train_annotations"], shapes["train_images"], max_size=160, verbose=False)
+    cfg = ye.get_config("yolact_tiny").replace(num_classes=6, class_names=data.class_names, max_size=160)
+    torch.manual_seed(0)
+    trainer = Trainer(ye.Yolact(cfg), data, out_dir=tmp_path / "run", batch_size=4, max_iter=60,
+                      device="cuda", freeze_bn=False, log_every=10, progress=False)
+    assert trainer.use_amp
+    summary = trainer.run()
+    log = read_log(tmp_path / "run" / "log.csv")
+    assert log["total"][-1] < log["total"][0]
+    checkpoint = read_checkpoint(summary["checkpoint"])
+    assert checkpoint["scaler"]["scale"] > 0 and checkpoint["rng"]["cuda"]

@@ -281,7 +281,7 @@ def test_evaluate_yolact_plus_plus(shapes):
     """The re-scoring path end to end (MaskIoUNet needs prototypes of >= 63 px, so max_size 320)."""
     torch.manual_seed(0)
     cfg = ye.get_config("yolact_tiny").replace(num_classes=len(SHAPE_CLASSES), class_names=SHAPE_CLASSES,
-                                               use_maskiou=True)
+                                               use_maskiou=True, max_size=320)
     dataset = CocoDataset(shapes["val_annotations"], shapes["val_images"], max_size=cfg.max_size, verbose=False)
     metrics = evaluate(ye.Yolact(cfg), dataset, max_images=2, progress=False, verbose=False)
     assert metrics["num_images"] == 2

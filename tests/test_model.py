@@ -88,15 +88,16 @@ def test_preprocess_normalisation():
     model = ye.Yolact("yolact_tiny").eval()
     mean_image = np.broadcast_to(np.array(RGB_MEAN), (50, 70, 3)).round().astype(np.uint8)
     x = model.preprocess(mean_image)
-    assert x.shape == (1, 3, 320, 320)
+    side = model.cfg.max_size
+    assert x.shape == (1, 3, side, side)
     expected = (torch.tensor(mean_image[0, 0], dtype=torch.float32) - torch.tensor(RGB_MEAN)) / torch.tensor(RGB_STD)
     assert torch.allclose(x[0, :, 5, 5], expected, atol=1e-6)
     # stretch resize, bilinear, align_corners=False: a left/right split image keeps its halves
     split = np.zeros((10, 20, 3), np.uint8)
     split[:, 10:] = 255
     y = model.preprocess(split)
-    assert torch.allclose(y[0, 0, :, 0], torch.full((320,), -RGB_MEAN[0] / RGB_STD[0]))
-    assert torch.allclose(y[0, 0, :, -1], torch.full((320,), (255 - RGB_MEAN[0]) / RGB_STD[0]))
+    assert torch.allclose(y[0, 0, :, 0], torch.full((side,), -RGB_MEAN[0] / RGB_STD[0]))
+    assert torch.allclose(y[0, 0, :, -1], torch.full((side,), (255 - RGB_MEAN[0]) / RGB_STD[0]))
 
 
 def test_darknet_preprocess_is_unit_scaling():
@@ -120,7 +121,8 @@ def test_forward_outputs_in_train_and_eval_mode(tiny_model):
     assert raw["loc"].shape == (2, num_priors, 4)
     assert raw["conf"].shape == (2, num_priors, cfg.num_classes + 1)
     assert raw["coef"].shape == (2, num_priors, cfg.num_protos)
-    assert raw["proto"].shape == (2, 80, 80, cfg.num_protos)
+    proto_side = cfg.max_size // 4                 # P3 is 1/8 of the input, upsampled x2
+    assert raw["proto"].shape == (2, proto_side, proto_side, cfg.num_protos)
     assert raw["segm"].shape == (2, cfg.num_classes, 40, 40)
     assert raw["conf"].min() < 0 < raw["conf"].max(), "logits, not probabilities"
     with torch.no_grad():

@@ -57,6 +57,9 @@ def add_parsers(sub) -> None:
     recipe.add_argument("--lr", type=float, help="peak learning rate (default: the config's, scaled)")
     recipe.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
                         help="freeze BatchNorm (default: only when a process gets fewer than 6 images)")
+    recipe.add_argument("--augment", choices=("original", "light", "none"), default="original",
+                        help="original: the paper's (photometric, zoom-out, crop, mirror); light: photometric "
+                             "and mirror only, for short schedules; none (default: %(default)s)")
     recipe.add_argument("--freeze-backbone", action="store_true", help="train only FPN, protonet and heads")
     recipe.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA")
     recipe.add_argument("--seed", type=int, default=0)
@@ -107,7 +110,7 @@ def cmd_train(args) -> int:
 
     from . import distributed
     from .config import get_config
-    from .data import CocoDataset
+    from .data import CocoDataset, SSDAugmentation
     from .model import Yolact
     from .train import Trainer
     from .weights import load_matching
@@ -129,8 +132,10 @@ def cmd_train(args) -> int:
         if args.max_size:
             cfg = cfg.replace(max_size=args.max_size)
         main = distributed.rank() == 0
+        augment = {"original": True, "none": False,
+                   "light": SSDAugmentation(cfg.max_size, zoom_out=1.0, sample_crop=False)}[args.augment]
         train_set = CocoDataset(train_ann, train_img, max_size=cfg.max_size, normalization=cfg.normalization,
-                                augment=True, verbose=main)
+                                augment=augment, include_empty=False, verbose=main)
         if (train_set.num_classes, train_set.class_names) != (cfg.num_classes, cfg.class_names):
             if main:
                 print(f"{cfg.name}: {train_set.num_classes} classes from {train_ann} "

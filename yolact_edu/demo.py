@@ -18,7 +18,7 @@ import torch
 
 from .atomic_write import write_atomically
 from .config import get_config
-from .data import CocoDataset, make_shapes
+from .data import CocoDataset, SSDAugmentation, make_shapes
 from .distributed import default_device
 from .evaluate import evaluate
 from .model import Yolact
@@ -40,8 +40,11 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
     device = torch.device(device) if device is not None else default_device()
     paths = make_shapes(data_root, progress=progress)          # reused when already complete
     cfg = get_config("yolact_tiny")
+    # Photometric distortion and mirror only: the original's zoom-out and crop shrink and cut the
+    # objects, which a schedule of minutes cannot afford (measured in docs/benchmarks.md).
+    light = SSDAugmentation(cfg.max_size, zoom_out=1.0, sample_crop=False)
     train_set = CocoDataset(paths["train_annotations"], paths["train_images"], max_size=cfg.max_size,
-                            augment=True, verbose=False)
+                            augment=light, verbose=False)
     val_set = CocoDataset(paths["val_annotations"], paths["val_images"], max_size=cfg.max_size, verbose=False)
     cfg = cfg.replace(num_classes=train_set.num_classes, class_names=train_set.class_names)
     if max_iter is None:

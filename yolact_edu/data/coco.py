@@ -156,21 +156,27 @@ class CocoDataset(torch.utils.data.Dataset):
 
     annotations: the instances JSON; images: the folder its ``file_name``s are relative to.
     max_size / normalization: as the model's config (``cfg.max_size``, ``cfg.normalization``).
-    augment: the original's training augmentation (:class:`SSDAugmentation`); otherwise the
-        eval transform, a stretch resize exactly as ``Yolact.preprocess``.
+    augment: True for the original's training augmentation (:class:`SSDAugmentation`), or an
+        ``SSDAugmentation`` configured otherwise (e.g. ``zoom_out=1, sample_crop=False``);
+        False: the eval transform, a stretch resize exactly as ``Yolact.preprocess``.
     include_empty: keep images without usable annotations (default: only when not augmenting,
         as the original trains on annotated images only).
     verbose: print the validation summary.
     """
 
     def __init__(self, annotations: str | Path, images: str | Path, *, max_size: int = 550,
-                 normalization: str = "mean_std", augment: bool = False,
+                 normalization: str = "mean_std", augment: bool | SSDAugmentation = False,
                  include_empty: bool | None = None, verbose: bool = True):
         self.annotation_file = Path(annotations)
         self.image_dir = Path(images)
         self.max_size = max_size
         self.normalization = normalization
-        self.augmentation = SSDAugmentation(max_size) if augment else None
+        if isinstance(augment, SSDAugmentation):
+            if augment.max_size != max_size:
+                raise ValueError(f"the augmentation ends at {augment.max_size} px but max_size is {max_size}")
+            self.augmentation = augment
+        else:
+            self.augmentation = SSDAugmentation(max_size) if augment else None
         data = _load_json(self.annotation_file)
         path = self.annotation_file
         _check_unique(path, data["images"], "images")
