@@ -20,7 +20,7 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/yolact-edu predict --output outputs/predict
+	$(BIN)/yolact-edu demo
 
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q

@@ -154,3 +154,33 @@ def test_augmented_shapes_keep_boxes_and_masks_together(tmp_path):
         for box, mask in zip(target["boxes"] * 128, target["masks"]):
             assert mask.any()
             assert (mask_box(mask) - box).abs().max() <= 1.0
+
+
+def test_light_augmentation_keeps_every_object_at_its_place_or_mirrored():
+    # zoom_out=1, sample_crop=False: only photometric distortion and the mirror remain, so
+    # every object survives and each box is the plain resize of the original, or its mirror.
+    torch.manual_seed(0)
+    light = SSDAugmentation(100, zoom_out=1.0, sample_crop=False)
+    sample = make_sample(boxes=((30, 20, 100, 80), (150, 100, 290, 190)))
+    plain = SSDAugmentation(100).resize(sample).boxes
+    mirrored = plain[:, [2, 1, 0, 3]] * torch.tensor([-1.0, 1, -1, 1]) + torch.tensor([100.0, 0, 100, 0])
+    seen_mirror = seen_plain = False
+    for _ in range(20):
+        out = light(sample)
+        assert len(out) == 2
+        if torch.allclose(out.boxes, plain, atol=1.0):
+            seen_plain = True
+        else:
+            assert torch.allclose(out.boxes, mirrored, atol=1.0)
+            seen_mirror = True
+    assert seen_plain and seen_mirror
+
+
+def test_dataset_takes_a_configured_augmentation_of_its_size(tmp_path):
+    paths = make_shapes(tmp_path, num_train=2, num_val=1, seed=4, min_size=64, max_size=80)
+    light = SSDAugmentation(64, zoom_out=1.0, sample_crop=False)
+    dataset = CocoDataset(paths["train_annotations"], paths["train_images"], max_size=64, augment=light,
+                          verbose=False)
+    assert dataset.augmentation is light and dataset[0][0].shape == (3, 64, 64)
+    with pytest.raises(ValueError, match="ends at 64 px but max_size is 96"):
+        CocoDataset(paths["train_annotations"], paths["train_images"], max_size=96, augment=light, verbose=False)
