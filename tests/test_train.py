@@ -135,6 +135,8 @@ def test_checkpoints_are_pruned_loadable_and_refuse_other_configs(train_set, tmp
         assert torch.equal(value.cpu(), model.state_dict()[key])
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["iteration"] == 6 and summary["checkpoint"].endswith(names[-1])
+    with pytest.raises(ValueError, match="already holds checkpoints of an earlier run"):
+        Trainer(new_model(), train_set, out_dir=tmp_path, batch_size=2, max_iter=6)
     with pytest.raises(ValueError, match="different config"):
         Trainer(new_model(num_protos=8), train_set, out_dir=tmp_path, batch_size=2, max_iter=6, resume="auto")
     with pytest.raises(ValueError, match="batch 2"):

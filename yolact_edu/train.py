@@ -42,6 +42,8 @@ from .loss import YolactLoss
 from .sampling import EpochSampler, SeededDataset
 from .schedule import recipe_for
 
+LOSS_COLUMNS = ("box", "conf", "mask", "segm", "maskiou", "total")   # shown on the progress bar
+
 
 def freeze_batchnorm(module: nn.Module) -> None:
     """Put every BatchNorm in eval mode (running statistics fixed) and stop its gradients."""
@@ -146,6 +148,12 @@ class Trainer:
             path = latest_checkpoint(self.checkpoint_dir) if str(resume) == "auto" else Path(resume)
             if path is not None:
                 self.load_state(path)
+        elif latest_checkpoint(self.checkpoint_dir) is not None:
+            # A fresh run would interleave its checkpoints with the old ones, and pruning (by
+            # iteration) could delete the new run's files while keeping the old run's.
+            raise ValueError(f"{self.checkpoint_dir} already holds checkpoints of an earlier run (newest: "
+                             f"{latest_checkpoint(self.checkpoint_dir).name}); resume it with resume='auto' "
+                             "(--resume auto) or choose another output folder")
 
     # -- state ----------------------------------------------------------------------------
     @property
@@ -265,7 +273,7 @@ class Trainer:
                         if log is not None:
                             log.write(row)
                             self._tensorboard(row)
-                        bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k in self.criterion_parts()}
+                        bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k in LOSS_COLUMNS}
                                         | {"img/s": f"{row['images_per_second']:.1f}"})
                         self._emit("log", row)
                     bar.update(1)
@@ -297,9 +305,6 @@ class Trainer:
                 print(f"note: {self.skipped_steps} step(s) had a non-finite loss and were skipped")
         self._stop = False
         return summary
-
-    def criterion_parts(self) -> tuple[str, ...]:
-        return ("box", "conf", "mask", "segm", "maskiou", "total")
 
     def _log_row(self, window: list[dict], images_per_second: float) -> dict:
         row = {"iteration": self.iteration, "epoch": self.epoch, "lr": self.schedule(self.iteration - 1)}
