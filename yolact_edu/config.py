@@ -207,7 +207,7 @@ _CONFIGS: dict[str, YolactConfig] = {
     "yolact_tiny": _BASE.replace(name="yolact_tiny", backbone="resnet18", backbone_width=32,
                                  max_size=192, pred_scales=tuple((s,) for s in BASE_SCALES), fpn_features=64,
                                  proto_channels=64, head_channels=64, official_weights=None,
-                                 optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4, lr_warmup_until=50,
+                                 optimizer="adamw", lr=2e-3, lr_warmup_init=2e-4, lr_warmup_until=50,
                                  lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=3000),
 }
 
