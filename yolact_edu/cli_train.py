@@ -17,7 +17,7 @@ def add_parsers(sub) -> None:
         description="Create the synthetic shapes set if missing, train yolact_tiny on it (GPU if present), "
                     "evaluate box and mask AP on its val split and write the checkpoint, drawn detections, "
                     "the prototype grid, the loss curve and metrics.json.",
-        epilog="examples:\n  yolact-edu demo                 # ~10 min on a 2-core CPU\n"
+        epilog="examples:\n  yolact-edu demo                 # ~8 min on a 2-core CPU\n"
                "  yolact-edu demo --quick         # ~1 min, checks every step\n"
                "  yolact-edu demo --device cuda --output outputs/demo_gpu")
     demo.add_argument("--quick", action="store_true", help="a few iterations only (what CI runs)")

@@ -1,6 +1,6 @@
 """The main job: train ``yolact_tiny`` on the bundled synthetic shapes set and show what it learnt.
 
-    yolact-edu demo            # about 10 minutes on a 2-core CPU, much less on a GPU
+    yolact-edu demo            # about 8 minutes on a 2-core CPU, much less on a GPU
     yolact-edu demo --quick    # about a minute: the same steps, far too short to learn much
 
 Steps: create the shapes set if missing -> train -> COCO box and mask AP on the val split ->
