@@ -24,7 +24,14 @@ import torch
 from .atomic_write import write_atomically
 from .config import YolactConfig, config_from_dict, config_to_dict
 from .model import Yolact
-from .weights import CheckpointError, check_state_dict, load_official
+from .weights import (
+    CheckpointError,
+    as_state_dict,
+    check_state_dict,
+    config_from_filename,
+    official_model,
+    read_checkpoint_file,
+)
 
 FORMAT = "yolact_edu/1"
 _NAME = re.compile(r"^(?P<prefix>.+)_(?P<iteration>\d+)\.pth$")
@@ -54,13 +61,7 @@ def save_checkpoint(path: str | os.PathLike, model: torch.nn.Module, *, category
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a yolact_edu checkpoint dict onto the CPU; :class:`CheckpointError` if the file is
     unreadable or not one of ours (an official file, say: use :func:`load_model` for those)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint (cut short?): {exc}") from exc
+    obj = read_checkpoint_file(path)
     if not is_training_checkpoint(obj):
         raise CheckpointError(f"{path} is not a yolact_edu training checkpoint (no 'format': "
                               f"{FORMAT!r} entry); official weights load with load_model or load_official")
@@ -90,13 +91,7 @@ def load_model(path: str | os.PathLike, config: YolactConfig | str | None = None
     yolact_edu checkpoints carry their config (``config`` must then be None or agree by name);
     official files take ``config`` or infer it from the file name, as :func:`load_official`.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
-        obj = None                      # let load_official produce its precise error
+    obj = read_checkpoint_file(path)     # read once, whichever kind of file it is
     if is_training_checkpoint(obj):
         model = model_from_checkpoint(obj, str(path))
         name = config if isinstance(config, str) or config is None else config.name
@@ -104,7 +99,9 @@ def load_model(path: str | os.PathLike, config: YolactConfig | str | None = None
             raise CheckpointError(f"{path} holds a {model.cfg.name} model, not {name}")
         model.category_ids = obj.get("category_ids")
     else:
-        model = load_official(path, config)
+        source = str(path)
+        model = official_model(as_state_dict(obj, source),
+                               config if config is not None else config_from_filename(path), source)
     return model.to(device).eval()
 
 

@@ -73,23 +73,30 @@ def config_from_filename(path: str | os.PathLike) -> str:
     return stem
 
 
-def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a checkpoint file onto the CPU with ``weights_only=True``; unwrap a
-    ``{"model": ...}`` / ``{"state_dict": ...}`` wrapper if present."""
+def read_checkpoint_file(path: str | os.PathLike):
+    """Whatever a ``.pth`` file holds, loaded onto the CPU with ``weights_only=True`` (no code
+    runs from the file). FileNotFoundError if it is missing, :class:`CheckpointError` if unreadable."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         # A cut or foreign file surfaces as whatever the unpickler tripped on (UnpicklingError,
         # EOFError, IndexError, KeyError, struct.error, OSError, ...): all mean "not readable".
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint "
                               f"(truncated download or another format?): {exc}") from exc
-    return _as_state_dict(obj, str(path))
 
 
-def _as_state_dict(obj, source: str) -> dict[str, torch.Tensor]:
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file (:func:`read_checkpoint_file`); unwrap a ``{"model": ...}`` /
+    ``{"state_dict": ...}`` wrapper if present."""
+    return as_state_dict(read_checkpoint_file(path), str(path))
+
+
+def as_state_dict(obj, source: str) -> dict[str, torch.Tensor]:
+    """A loaded checkpoint object -> its name-to-tensor dict (a ``{"model": ...}`` or
+    ``{"state_dict": ...}`` wrapper unwrapped); :class:`CheckpointError` naming ``source`` if none."""
     if isinstance(obj, Mapping):
         for wrapper in ("model", "state_dict"):
             if wrapper in obj and isinstance(obj[wrapper], Mapping):
@@ -196,7 +203,7 @@ def load_official(path_or_state_dict, config: YolactConfig | str | None = None) 
     """
     if isinstance(path_or_state_dict, Mapping):
         source = "state dict"
-        state_dict = _as_state_dict(path_or_state_dict, source)
+        state_dict = as_state_dict(path_or_state_dict, source)
         if config is None:
             config = _infer_config(state_dict)
     else:
@@ -204,6 +211,13 @@ def load_official(path_or_state_dict, config: YolactConfig | str | None = None) 
         if config is None:
             config = config_from_filename(path_or_state_dict)
         state_dict = read_state_dict(path_or_state_dict)
+    return official_model(state_dict, config, source)
+
+
+def official_model(state_dict: Mapping[str, torch.Tensor], config: YolactConfig | str,
+                   source: str) -> Yolact:
+    """Build ``config``'s model and load an official state dict into it, strictly (eval mode,
+    CPU); ``source`` names the file in errors. :func:`load_official` without the reading."""
     cfg = get_config(config) if isinstance(config, str) else config
     model = Yolact(cfg)
     state_dict = apply_legacy_fixups(state_dict, cfg)
@@ -248,7 +262,7 @@ def load_matching(model: Yolact, path_or_state_dict, *, verbose: bool = True) ->
     the model's tensors can be loaded: that is another architecture, not a fine-tuning start.
     """
     source = "state dict" if isinstance(path_or_state_dict, Mapping) else str(path_or_state_dict)
-    state_dict = (_as_state_dict(path_or_state_dict, source) if isinstance(path_or_state_dict, Mapping)
+    state_dict = (as_state_dict(path_or_state_dict, source) if isinstance(path_or_state_dict, Mapping)
                   else read_state_dict(path_or_state_dict))
     state_dict = apply_legacy_fixups(state_dict, model.cfg)
     own = model.state_dict()
