@@ -45,16 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  yolact-edu predict photos/ --weights yolact_resnet50_54_800000.pth "
                "--score-threshold 0.3 --output out/")
     predict.add_argument("inputs", nargs="*", help="image files or folders (default: the bundled sample)")
-    predict.add_argument("--weights", help="checkpoint (.pth); without it a randomly initialised model is used")
-    predict.add_argument("--config", help="config name (default: from the weights file name, else yolact_tiny)")
     predict.add_argument("--output", default="outputs/predict", help="output folder (default: %(default)s)")
-    predict.add_argument("--score-threshold", type=float, default=None,
-                         help="hide detections scoring below this (default 0.15; 0 without weights)")
-    predict.add_argument("--top-k", type=int, default=15, help="draw at most this many (default: %(default)s)")
-    predict.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
-    predict.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    predict.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
-    predict.add_argument("--seed", type=int, default=0, help="seed of the random model (default: %(default)s)")
+    add_inference_options(predict)
 
     weights = sub.add_parser("weights", help="list or download the official checkpoints",
                              formatter_class=_formatter,
@@ -157,30 +149,49 @@ def _device(name: str):
     return torch.device(name)
 
 
-def cmd_predict(args) -> int:
-    import numpy as np
+def add_inference_options(parser: argparse.ArgumentParser) -> None:
+    """The model and drawing options that ``predict`` and ``video`` share."""
+    parser.add_argument("--weights", help="checkpoint (.pth, yolact_edu or official); without it a "
+                                          "randomly initialised model is used")
+    parser.add_argument("--config", help="config name (default: from the weights, else yolact_tiny)")
+    parser.add_argument("--score-threshold", type=float, default=None,
+                        help="hide detections scoring below this (default 0.15; 0 without weights)")
+    parser.add_argument("--top-k", type=int, default=15, help="draw at most this many (default: %(default)s)")
+    parser.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random model (default: %(default)s)")
+
+
+def inference_model(args):
+    """The model the options of :func:`add_inference_options` ask for, on its device, with the
+    score threshold to draw at and extra ``detect`` keywords: (model, threshold, detect_kwargs)."""
     import torch
-    from pycocotools import mask as mask_utils
 
     from . import Yolact, get_config
     from .checkpoint import load_model
+
+    device = _device(args.device)
+    if args.weights:
+        model = load_model(args.weights, config=args.config, device=device)
+        return model, 0.15 if args.score_threshold is None else args.score_threshold, {}
+    # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual 0.05
+    # candidate threshold; lower it so the picture still shows the pipeline's output.
+    torch.manual_seed(args.seed)
+    model = Yolact(get_config(args.config or "yolact_tiny")).eval().to(device)
+    print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
+          f"(seed {args.seed}); its detections are meaningless until it is trained")
+    return model, 0.0 if args.score_threshold is None else args.score_threshold, {"conf_threshold": 0.0}
+
+
+def cmd_predict(args) -> int:
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
     from .viz import draw_detections, read_image, sample_image, write_image
 
-    detect_kwargs = {"nms": args.nms}
-    if args.weights:
-        model = load_model(args.weights, config=args.config)
-        threshold = 0.15 if args.score_threshold is None else args.score_threshold
-    else:
-        # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual
-        # 0.05 candidate threshold; lower it so the picture still shows the pipeline's output.
-        detect_kwargs["conf_threshold"] = 0.0
-        torch.manual_seed(args.seed)
-        model = Yolact(get_config(args.config or "yolact_tiny")).eval()
-        threshold = 0.0 if args.score_threshold is None else args.score_threshold
-        print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
-              f"(seed {args.seed}); its detections are meaningless until it is trained")
-    device = _device(args.device)
-    model.to(device)
+    model, threshold, detect_kwargs = inference_model(args)
+    detect_kwargs["nms"] = args.nms
     images = ([(p.name, read_image(p)) for p in _collect_images(args.inputs)] if args.inputs
               else [("sample.jpg", sample_image())])
     out_dir = Path(args.output)
