@@ -352,29 +352,28 @@ class TrainingLog:
     def __init__(self, path: Path, start_iteration: int):
         self.path = path
         self.fields: list[str] | None = None
-        self.rows: list[dict] = []
+        kept: list[dict] = []
         if path.is_file() and start_iteration > 0:
             with open(path, newline="") as fh:
-                self.rows = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= start_iteration]
-            self.fields = list(self.rows[0]) if self.rows else None
+                kept = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= start_iteration]
+            self.fields = list(kept[0]) if kept else None
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._rewrite()
+        self._rewrite(kept)
 
-    def _rewrite(self) -> None:
+    def _rewrite(self, rows: list[dict]) -> None:
         with open(self.path, "w", newline="") as fh:
             if self.fields:
                 writer = csv.DictWriter(fh, self.fields)
                 writer.writeheader()
-                writer.writerows(self.rows)
+                writer.writerows(rows)
 
     def write(self, row: dict) -> None:
         row = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
-        if self.fields is None:
+        if self.fields is None:              # the first row of a new log names the columns
             self.fields = list(row)
-            self._rewrite()
+            self._rewrite([])
         with open(self.path, "a", newline="") as fh:
             csv.DictWriter(fh, self.fields, extrasaction="ignore").writerow(row)
-        self.rows.append(row)
 
 
 def read_log(path: str | os.PathLike) -> dict[str, list[float]]:
