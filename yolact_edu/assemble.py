@@ -43,3 +43,39 @@ def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: floa
                    mode: str = "bilinear") -> torch.Tensor:
     """Soft masks [n,Hp,Wp] -> bool masks [n,height,width]: upsample, then ``> threshold``."""
     return upsample_masks(masks, height, width, mode) > threshold
+
+
+def mask_stages(proto: torch.Tensor, coefs: torch.Tensor, box: torch.Tensor, *,
+                enabled: torch.Tensor | None = None, crop_mask: bool = True,
+                threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    """Every intermediate of eq. 1 for ONE detection, for showing the assembly step by step
+    (notebook 02 and :class:`yolact_edu.widgets.PrototypeExplorer`).
+
+    proto [Hp,Wp,k] (>= 0); coefs [k] in [-1,1]; box [4] relative (x1,y1,x2,y2), as
+    ``Detections.boxes_rel``; enabled [k] bool, False switches a prototype off (default: all on).
+
+    Returns a dict of float tensors:
+      "contributions" [k,Hp,Wp]  c_i * P_i (zero for switched-off prototypes), signed
+      "running_sum"   [k,Hp,Wp]  sum of the first i+1 contributions; the last one is the logits
+      "logits"        [Hp,Wp]    P c, unbounded
+      "sigmoid"       [Hp,Wp]    in (0,1)
+      "cropped"       [Hp,Wp]    in [0,1], zero outside the (1-px padded) box when ``crop_mask``
+      "mask"          [Hp,Wp]    bool, cropped > threshold
+    With all prototypes on, "cropped" equals :func:`assemble_masks` for that detection.
+    """
+    proto, coefs = proto.float(), coefs.float()
+    k = proto.shape[-1]
+    if coefs.shape != (k,):
+        raise ValueError(f"coefs must have shape ({k},) to match {k} prototypes, got {tuple(coefs.shape)}")
+    if enabled is not None:
+        enabled = torch.as_tensor(enabled, dtype=torch.bool, device=coefs.device)
+        if enabled.shape != (k,):
+            raise ValueError(f"enabled must have shape ({k},), got {tuple(enabled.shape)}")
+        coefs = coefs * enabled
+    contributions = proto.permute(2, 0, 1) * coefs[:, None, None]
+    running_sum = contributions.cumsum(0)
+    logits = running_sum[-1] if k else proto.new_zeros(proto.shape[:2])
+    sigmoid = torch.sigmoid(logits)
+    cropped = crop(sigmoid[..., None], box.float()[None])[..., 0] if crop_mask else sigmoid
+    return {"contributions": contributions, "running_sum": running_sum, "logits": logits,
+            "sigmoid": sigmoid, "cropped": cropped, "mask": cropped > threshold}

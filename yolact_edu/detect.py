@@ -7,7 +7,9 @@ This mirrors the original's ``Detect`` + ``postprocess`` step for step.
 """
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +32,24 @@ def _empty(proto: torch.Tensor, num_protos: int, height: int, width: int,
         boxes_rel=torch.zeros((0, 4), device=device), class_names=class_names)
 
 
+@contextmanager
+def stage_timer(timings: dict | None, name: str, device: torch.device | None = None):
+    """Add the wall time of the ``with`` body to ``timings[name]`` (seconds); a no-op when
+    ``timings`` is None. On CUDA it synchronises first and last so queued kernels are counted."""
+    if timings is None:
+        yield
+        return
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        if device is not None and device.type == "cuda":
+            torch.cuda.synchronize(device)
+        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
 def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold: float,
             top_k: int, conf_threshold: float, max_detections: int | None):
     """Dispatch to one of the NMS variants; returns (keep_idx, classes, scores)."""
@@ -45,7 +65,8 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
            score_threshold: float = 0.0, top_k: int | None = None, nms: str | None = "fast",
            iou_threshold: float | None = None, crop: bool = True, mask_threshold: float = 0.5,
            conf_threshold: float | None = None, interpolation: str = "bilinear",
-           maskiou_net: torch.nn.Module | None = None) -> list[Detections]:
+           maskiou_net: torch.nn.Module | None = None, num_protos: int | None = None,
+           timings: dict | None = None) -> list[Detections]:
     """Turn the raw dict of :meth:`Yolact.forward` into one :class:`Detections` per image.
 
     raw: "loc" [B,P,4], "conf" [B,P,C+1] logits, "coef" [B,P,k], "proto" [B,Hp,Wp,k],
@@ -58,6 +79,10 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     iou_threshold / conf_threshold: None means ``cfg.nms_iou_thresh`` / ``cfg.nms_conf_thresh``.
     crop: zero masks outside their (1-px padded) box; mask_threshold: binarisation level.
     maskiou_net: YOLACT++ re-scoring network; fills ``mask_scores``.
+    num_protos: assemble masks from the first ``num_protos`` prototypes only (None: all k), to
+        see what fewer prototypes can express; ``coefs`` and ``proto`` are cut to match.
+    timings: a dict to which the seconds spent in "decode + NMS", "assembly + crop" and
+        "upsample + threshold" are added (summed over the batch).
     """
     kind = nms or "fast"
     iou_threshold = cfg.nms_iou_thresh if iou_threshold is None else iou_threshold
@@ -70,25 +95,23 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     if len(image_sizes) != batch:
         raise ValueError(f"got {len(image_sizes)} image sizes for a batch of {batch}")
     priors = raw["priors"].float()
+    device = priors.device
+    total_protos = raw["proto"].shape[-1]
+    if num_protos is not None and not 1 <= num_protos <= total_protos:
+        raise ValueError(f"num_protos must be between 1 and {total_protos}, got {num_protos}")
+    used = total_protos if num_protos is None else num_protos
     results = []
     for b, (height, width) in enumerate(image_sizes):
-        proto = raw["proto"][b].float()
-        num_protos = proto.shape[-1]
-        class_scores = F.softmax(raw["conf"][b].float(), dim=-1)[:, 1:].t()   # [C,P]
-        candidates = class_scores.max(dim=0).values > conf_threshold
-        if not bool(candidates.any()):
-            results.append(_empty(proto, num_protos, height, width, maskiou_net is not None,
-                                  cfg.class_names))
+        proto = raw["proto"][b, ..., :used].float()
+        with stage_timer(timings, "decode + NMS", device):
+            boxes, coefs, keep, labels, scores = _candidates_after_nms(
+                raw, b, priors, used, kind, iou_threshold, conf_threshold, cfg.nms_top_k, max_detections,
+                score_threshold)
+        if boxes is None:
+            results.append(_empty(proto, used, height, width, maskiou_net is not None, cfg.class_names))
             continue
-        boxes = decode(raw["loc"][b].float(), priors)[candidates]
-        coefs = raw["coef"][b].float()[candidates]
-        keep, labels, scores = run_nms(boxes, class_scores[:, candidates], kind, iou_threshold,
-                                       cfg.nms_top_k, conf_threshold, max_detections)
-        if score_threshold > 0:
-            above = scores > score_threshold
-            keep, labels, scores = keep[above], labels[above], scores[above]
-        boxes, coefs = boxes[keep], coefs[keep]
-        soft_masks = assemble_masks(proto, coefs, boxes, crop_masks=crop)
+        with stage_timer(timings, "assembly + crop", device):
+            soft_masks = assemble_masks(proto, coefs, boxes, crop_masks=crop)
         mask_scores = None
         if maskiou_net is not None:
             if len(keep):
@@ -97,7 +120,8 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
             else:
                 predicted_iou = scores.new_zeros(0)
             mask_scores = scores * predicted_iou
-        masks = masks_to_image(soft_masks, height, width, mask_threshold, interpolation)
+        with stage_timer(timings, "upsample + threshold", device):
+            masks = masks_to_image(soft_masks, height, width, mask_threshold, interpolation)
         x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
         y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
         # Whole pixels, truncated as the original's postprocess does (``boxes.long()``), so boxes
@@ -108,3 +132,22 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
             coefs=coefs, proto=proto, mask_scores=mask_scores, boxes_rel=boxes,
             class_names=cfg.class_names))
     return results
+
+
+def _candidates_after_nms(raw: dict, b: int, priors: torch.Tensor, num_protos: int, kind: str,
+                          iou_threshold: float, conf_threshold: float, nms_top_k: int,
+                          max_detections: int | None, score_threshold: float):
+    """Image ``b``'s surviving (boxes, coefs, keep, labels, scores), boxes and coefs already indexed
+    by ``keep``; all None when no prior beats ``conf_threshold``."""
+    class_scores = F.softmax(raw["conf"][b].float(), dim=-1)[:, 1:].t()   # [C,P]
+    candidates = class_scores.max(dim=0).values > conf_threshold
+    if not bool(candidates.any()):
+        return None, None, None, None, None
+    boxes = decode(raw["loc"][b].float(), priors)[candidates]
+    coefs = raw["coef"][b, :, :num_protos].float()[candidates]
+    keep, labels, scores = run_nms(boxes, class_scores[:, candidates], kind, iou_threshold,
+                                   nms_top_k, conf_threshold, max_detections)
+    if score_threshold > 0:
+        above = scores > score_threshold
+        keep, labels, scores = keep[above], labels[above], scores[above]
+    return boxes[keep], coefs[keep], keep, labels, scores

@@ -211,6 +211,15 @@ class Trainer:
         if self.is_main:
             print(f"resumed from {path} at iteration {self.iteration}")
 
+    @torch.no_grad()
+    def predict(self, images, **detect_kwargs):
+        """:meth:`Yolact.predict` with the model being trained, e.g. to show progress from a
+        callback; training mode (and any frozen BatchNorm or backbone) is restored afterwards."""
+        try:
+            return self.model.predict(images, **detect_kwargs)
+        finally:
+            self._set_train_mode()
+
     def request_stop(self) -> None:
         """Finish the current step, write a checkpoint and return from :meth:`run`."""
         self._stop = True

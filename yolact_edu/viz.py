@@ -143,6 +143,25 @@ def prototype_grid(proto, columns: int = 8, gap: int = 2) -> np.ndarray:
     return canvas
 
 
+def tile_grid(maps, columns: int = 8, gap: int = 2) -> np.ndarray:
+    """Maps [k,H,W] (tensor or array, any sign) -> one float mosaic with NaN in the gaps.
+
+    Unlike :func:`prototype_grid` the values are kept, so all tiles share one colour scale
+    (``imshow(grid, cmap="RdBu_r", vmin=-m, vmax=m)``): that is what comparing contributions
+    c_i P_i or running sums needs. NaN gaps render as the axes background."""
+    maps = maps.detach().float().cpu().numpy() if hasattr(maps, "detach") else np.asarray(maps, np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be [k,H,W], got shape {maps.shape}")
+    k, height, width = maps.shape
+    columns = max(1, min(columns, k))
+    rows = max(1, -(-k // columns))
+    canvas = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan, np.float32)
+    for i in range(k):
+        r, c = divmod(i, columns)
+        canvas[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = maps[i]
+    return canvas
+
+
 LOSS_PARTS = ("box", "conf", "mask", "segm", "maskiou")
 
 

@@ -1,0 +1,70 @@
+"""Timing for teaching: medians of repeated runs, and inference split into its stages.
+
+    >>> from yolact_edu.timing import median_seconds, timed_predict
+    >>> median_seconds(lambda: model.predict(image), repeats=5)      # seconds, median of 5
+    >>> detections, stages = timed_predict(model, image)              # stages: name -> seconds
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from .detect import stage_timer
+from .detections import Detections
+
+STAGES = ("preprocess", "network", "decode + NMS", "assembly + crop", "upsample + threshold")
+
+
+def _sync(device) -> None:
+    if device is not None and torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=None) -> float:
+    """Median wall time of ``fn()`` over ``repeats`` runs after ``warmup`` untimed ones (seconds).
+
+    The median, not the mean: one slow run (another process, a cache miss) should not move it.
+    Pass ``device`` for CUDA work so queued kernels are waited for."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@torch.no_grad()
+def network_outputs(model, image) -> tuple[dict, dict[str, float]]:
+    """Run preprocess + network on one image; returns (raw dict, {"preprocess", "network"} seconds).
+
+    Widgets keep the raw dict and re-run only :meth:`Yolact.detect` when a post-processing
+    setting changes, which is how the settings can be explored live on a CPU."""
+    model.eval()
+    device = next(model.parameters()).device
+    timings: dict[str, float] = {}
+    with stage_timer(timings, "preprocess", device):
+        x = model.preprocess(image)
+    with stage_timer(timings, "network", device):
+        raw = model(x)
+    return raw, timings
+
+
+@torch.no_grad()
+def timed_predict(model, image, **detect_kwargs) -> tuple[Detections, dict[str, float]]:
+    """:meth:`Yolact.predict` on one HxWx3 image, with the seconds of each stage in ``STAGES``
+    order: preprocess, network, decode + NMS, assembly + crop, upsample + threshold."""
+    raw, timings = network_outputs(model, image)
+    detections = model.detect(raw, model.image_size(image), timings=timings, **detect_kwargs)[0]
+    return detections, {name: timings.get(name, 0.0) for name in STAGES}
+
+
+__all__ = ["median_seconds", "network_outputs", "timed_predict", "STAGES"]

@@ -1,0 +1,41 @@
+"""Putting matplotlib figures into widgets without pyplot.
+
+The widgets draw on a ``matplotlib.figure.Figure`` of their own (not pyplot), so nothing is
+shown twice by the inline backend and a figure can be redrawn from a training thread. The PNG
+goes into an ``Output`` widget's ``outputs`` directly (a browser renders it as an ``<img>``)
+or into an ``Image`` widget's ``value``.
+"""
+from __future__ import annotations
+
+import base64
+import io
+
+from matplotlib.figure import Figure
+
+
+def new_figure(width: float, height: float, dpi: int = 72) -> Figure:
+    """A figure with the Agg canvas attached, independent of pyplot's state."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    figure = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def figure_png(figure: Figure) -> bytes:
+    """The figure rendered to PNG bytes at its own dpi."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=figure.dpi)
+    return buffer.getvalue()
+
+
+def show_in_output(output, figure: Figure, text: str = "") -> bytes:
+    """Replace what ``output`` (an ipywidgets ``Output``) shows with the figure; returns the PNG."""
+    png = figure_png(figure)
+    output.outputs = ({"output_type": "display_data", "metadata": {},
+                       "data": {"image/png": base64.b64encode(png).decode("ascii"),
+                                "text/plain": text or "<figure>"}},)
+    return png
+
+
+__all__ = ["new_figure", "figure_png", "show_in_output"]

@@ -1,0 +1,191 @@
+"""TrainingMonitor: watch a :class:`~yolact_edu.train.Trainer` learn, and stop it cleanly.
+
+It registers itself as a trainer callback: each "log" row updates the progress bar, the images/s
+and the loss curves by component; every ``refresh_every`` iterations (and at validations and the
+end) the sample images are predicted again with the weights of that moment. The Stop button calls
+:meth:`Trainer.request_stop`: the current step finishes, a checkpoint is written and
+:meth:`Trainer.run` returns.
+
+Training runs in a background thread (:meth:`start`), so the kernel stays free to receive the
+button's click; :meth:`wait` joins it (an interrupt of the kernel — the toolbar's ■ — while
+waiting stops training the same way). :meth:`run` is ``start`` + ``wait``.
+
+    >>> monitor = TrainingMonitor(trainer, sample_images=[val.load_image(0), val.load_image(1)])
+    >>> monitor               # shows the widget
+    >>> monitor.start()       # returns at once; the picture updates as training goes
+    >>> summary = monitor.wait()
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import ipywidgets as widgets
+import numpy as np
+
+from ..viz import LOSS_PARTS, draw_detections, plot_loss_curves
+from .render import figure_png, new_figure
+
+
+class TrainingMonitor(widgets.VBox):
+    """Live view and stop button for ``trainer`` (its tqdm bar is switched off: this replaces it).
+
+    sample_images: HxWx3 uint8 images whose predictions are redrawn during training (may be empty).
+    refresh_every: iterations between sample refreshes (default: a fifth of the run).
+    redraw_seconds: the loss plot is redrawn at most this often (rendering costs training time).
+
+    State: ``history`` (dict of lists from the log rows), ``validations``, ``summary`` (the dict
+    :meth:`Trainer.run` returned, once finished), ``error`` (an exception raised by training),
+    ``loss_figure`` / ``samples_figure`` (matplotlib), ``sample_refreshes`` (count).
+    """
+
+    def __init__(self, trainer, sample_images=(), *, refresh_every: int | None = None,
+                 score_threshold: float = 0.3, redraw_seconds: float = 1.0):
+        self.trainer = trainer
+        trainer.progress = False
+        trainer.callbacks.append(self.on_event)
+        self.sample_images = [np.ascontiguousarray(image) for image in sample_images]
+        self.refresh_every = refresh_every or max(trainer.log_every, trainer.max_iter // 5)
+        self.score_threshold, self.redraw_seconds = score_threshold, redraw_seconds
+        self.history: dict[str, list[float]] = {}
+        self.validations: list[dict] = []
+        self.summary: dict | None = None
+        self.error: BaseException | None = None
+        self.sample_refreshes = 0
+        self._last_sample_iteration = trainer.iteration
+        self._last_redraw = 0.0
+        self._thread: threading.Thread | None = None
+        self._started = None
+        self.loss_figure = new_figure(7, 3.6, dpi=80)
+        self.samples_figure = new_figure(3.2 * max(1, len(self.sample_images)), 3.4, dpi=80)
+
+        self.progress = widgets.IntProgress(value=trainer.iteration, min=0, max=trainer.max_iter,
+                                            description="iteration", bar_style="info")
+        self.rate = widgets.Label(f"{trainer.iteration}/{trainer.max_iter}: not started")
+        self.stop_button = widgets.Button(description="Stop (saves a checkpoint)", icon="stop", button_style="danger",
+                                          layout=widgets.Layout(width="230px"))
+        self.status = widgets.Label()
+        self.loss_image = widgets.Image(format="png")
+        self.samples_image = widgets.Image(format="png")
+        for widget, css in [(self.progress, "ye-progress"), (self.rate, "ye-rate"), (self.stop_button, "ye-stop"),
+                            (self.status, "ye-train-status"), (self.loss_image, "ye-loss-plot"),
+                            (self.samples_image, "ye-samples")]:
+            widget.add_class(css)
+        self.stop_button.on_click(lambda _: self.stop())
+        super().__init__([widgets.HBox([self.progress, self.rate, self.stop_button]), self.status,
+                          widgets.HBox([self.loss_image, self.samples_image])])
+        self._draw_samples()
+
+    # -- trainer callback ------------------------------------------------------------------
+    def on_event(self, event: str, info: dict) -> None:
+        """The :class:`Trainer` callback; also callable directly (the tests feed it rows)."""
+        if event == "log":
+            for key, value in info.items():
+                self.history.setdefault(key, []).append(float(value))
+            iteration = int(info["iteration"])
+            self.progress.value = iteration
+            rate = float(info.get("images_per_second", 0.0))
+            left = (self.trainer.max_iter - iteration) * self.trainer.batch_size / rate if rate > 0 else float("nan")
+            eta = f"{int(left // 60)}:{int(left % 60):02d}" if np.isfinite(left) else "?"
+            self.rate.value = f"{iteration}/{self.trainer.max_iter} · {rate:.1f} img/s · {eta} left"
+            final = iteration >= self.trainer.max_iter
+            if final or time.perf_counter() - self._last_redraw >= self.redraw_seconds:
+                self._draw_losses()
+            if final or iteration - self._last_sample_iteration >= self.refresh_every:
+                self._draw_samples()
+        elif event == "validation":
+            self.validations.append(dict(info))
+            self.status.value = (f"validation at {info['iteration']}: box AP {info['box_AP']:.3f}, "
+                                 f"mask AP {info['mask_AP']:.3f}")
+            self._draw_samples()
+        elif event == "checkpoint":
+            self.status.value = f"checkpoint written: {info['path']}"
+
+    # -- control -----------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask the trainer to stop after the current step (it writes a checkpoint)."""
+        self.trainer.request_stop()
+        self.stop_button.disabled = True
+        self.status.value = "stopping after this step; a checkpoint will be written"
+
+    def start(self) -> None:
+        """Train in a background thread; returns at once."""
+        if self._thread is not None and self._thread.is_alive():
+            raise RuntimeError("training is already running")
+        self.summary, self.error = None, None
+        self.stop_button.disabled = False
+        self.progress.bar_style = "info"
+        self._thread = threading.Thread(target=self._train, name="yolact-edu-training", daemon=True)
+        self._thread.start()
+
+    def wait(self) -> dict:
+        """Block until training ends; returns :meth:`Trainer.run`'s summary (re-raises its error)."""
+        if self._thread is None:
+            raise RuntimeError("call start() first")
+        while self._thread.is_alive():
+            try:
+                self._thread.join(0.2)
+            except KeyboardInterrupt:       # the notebook's interrupt button while waiting
+                self.stop()
+        if self.error is not None:
+            raise self.error
+        return self.summary
+
+    def run(self) -> dict:
+        """:meth:`start` then :meth:`wait`."""
+        self.start()
+        return self.wait()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _train(self) -> None:
+        try:
+            self.summary = self.trainer.run()
+            stopped = self.summary.get("stopped") or self.summary.get("interrupted")
+            self.status.value = (f"{'stopped' if stopped else 'finished'} at iteration "
+                                 f"{self.summary['iteration']}; checkpoint {self.summary['checkpoint']}")
+            self.progress.bar_style = "warning" if stopped else "success"
+        except BaseException as exc:        # shown in the widget, re-raised by wait()
+            self.error = exc
+            self.status.value = f"training failed: {type(exc).__name__}: {exc}"
+            self.progress.bar_style = "danger"
+        finally:
+            self.stop_button.disabled = True
+            self._draw_losses()
+            self._draw_samples()
+
+    # -- pictures ------------------------------------------------------------------------------
+    def _draw_losses(self) -> None:
+        self._last_redraw = time.perf_counter()
+        fig = self.loss_figure
+        fig.clear()
+        ax = fig.add_subplot(1, 1, 1)
+        if self.history.get("iteration"):
+            plot_loss_curves(self.history, ax=ax, parts=LOSS_PARTS)
+        else:
+            ax.text(0.5, 0.5, "loss curves appear at the first log row", ha="center", va="center")
+            ax.axis("off")
+        ax.set_title("training loss by component")
+        fig.tight_layout()
+        self.loss_image.value = figure_png(fig)
+
+    def _draw_samples(self) -> None:
+        self._last_sample_iteration = self.trainer.iteration
+        fig = self.samples_figure
+        fig.clear()
+        if not self.sample_images:
+            return
+        predictions = self.trainer.predict(self.sample_images, score_threshold=self.score_threshold)
+        for i, (image, detections) in enumerate(zip(self.sample_images, predictions)):
+            ax = fig.add_subplot(1, len(self.sample_images), i + 1)
+            ax.imshow(draw_detections(image, detections.cpu()))
+            ax.set_title(f"{len(detections)} found", fontsize=9)
+            ax.axis("off")
+        fig.suptitle(f"predictions at iteration {self.trainer.iteration}", fontsize=10)
+        self.samples_image.value = figure_png(fig)
+        self.sample_refreshes += 1
+
+
+__all__ = ["TrainingMonitor"]
