@@ -276,7 +276,7 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
 def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_threshold: float = 0.0,
              max_images: int | None = None, all_images: bool = False, iou_types: Sequence[str] = IOU_TYPES,
              progress: bool = True, verbose: bool = True, device: str | torch.device | None = None,
-             num_workers: int = 0) -> dict:
+             num_workers: int = 0, detect_kwargs: dict | None = None) -> dict:
     """Box and mask COCO AP of ``model`` on ``dataset``, the way the original's ``eval.py`` scores.
 
     model: a :class:`~yolact_edu.Yolact`; run in eval mode under ``torch.no_grad``, its
@@ -290,6 +290,8 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
     all_images: score every image of the annotation file, counting those not run (beyond
         ``max_images``, missing or unreadable files) as all missed; default: only the images run.
     device: where to run; None means where the model's parameters are.
+    detect_kwargs: further :meth:`Yolact.detect` settings to score, e.g. ``{"crop": False}`` or
+        ``{"num_protos": 8}`` (notebook 02 measures what the crop and the prototypes are worth).
 
     Returns :func:`coco_evaluate`'s ``{"bbox": {...}, "segm": {...}}`` plus "num_images",
     "num_detections" (kept by detect, all images), "inference_seconds"
@@ -325,7 +327,7 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
             for images, targets in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
                 raw = model(images.to(device))
                 detections = model.detect(raw, [t["orig_size"] for t in targets],
-                                          score_threshold=score_threshold)
+                                          score_threshold=score_threshold, **(detect_kwargs or {}))
                 for target, found in zip(targets, detections):
                     # An unreadable image is replaced by the next one in the dataset (and warned
                     # about there); scoring that image twice would double its false positives.
