@@ -1,11 +1,14 @@
-# Two commands do everything on a fresh machine with Python 3.10+:
+# Three commands do everything on a fresh machine with Python 3.10+:
 #   make demo   - create .venv, install yolact_edu, run the main job
 #   make test   - create .venv, install yolact_edu with its test tools, run the tests
+#   make lab    - create .venv, install yolact_edu with JupyterLab, open the notebooks
+#                 (as root, e.g. in a container: make lab LAB_ARGS=--allow-root)
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+LAB_ARGS ?=
 
-.PHONY: demo test lint clean
+.PHONY: demo test lint lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +30,13 @@ test: $(VENV)/.installed-dev
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check yolact_edu tests benchmarks
+
+$(VENV)/.installed-notebooks: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[notebooks]"
+	touch $@ $(VENV)/.installed
+
+lab: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab $(LAB_ARGS) notebooks/
 
 clean:
 	rm -rf $(VENV) outputs

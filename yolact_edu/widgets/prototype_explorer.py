@@ -69,7 +69,7 @@ class PrototypeExplorer(widgets.VBox):
         self.coef_sliders = [
             widgets.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, description=f"c{i}",
                                 continuous_update=False, readout_format=".2f",
-                                layout=widgets.Layout(width="235px"), style={"description_width": "28px"})
+                                layout=widgets.Layout(width="195px"), style={"description_width": "28px"})
             for i in range(self.k)]
         self.proto_toggles = [widgets.Checkbox(value=True, description=f"P{i}", indent=False,
                                                layout=widgets.Layout(width="52px"))
@@ -83,7 +83,7 @@ class PrototypeExplorer(widgets.VBox):
             toggle.add_class("ye-proto-toggle")
 
         grid = widgets.GridBox([widgets.HBox([t, s]) for t, s in zip(self.proto_toggles, self.coef_sliders)],
-                               layout=widgets.Layout(grid_template_columns="repeat(4, 295px)"))
+                               layout=widgets.Layout(grid_template_columns="repeat(4, 252px)"))
         help_text = widgets.HTML("<b>Coefficients</b> c<sub>i</sub> of the chosen detection (tick box: "
                                  "prototype P<sub>i</sub> on/off). Move one and watch its contribution, "
                                  "the sum and the mask change.")
