@@ -11,32 +11,12 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import numpy as np
 import torch
 
 import yolact_edu as ye
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn, device, repeats: int, warmup: int) -> float:
-    """Median wall time of ``fn()`` in milliseconds."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+from yolact_edu.timing import median_seconds
 
 
 def machine_name(device: torch.device) -> str:
@@ -78,8 +58,8 @@ def main() -> None:
             def predict(model=model, images=images, autocast=autocast):
                 model.predict(images, autocast=autocast)
 
-            net_ms = timed(network, device, args.repeats, args.warmup)
-            pred_ms = timed(predict, device, args.repeats, args.warmup)
+            net_ms = 1000 * median_seconds(network, args.repeats, args.warmup, device)
+            pred_ms = 1000 * median_seconds(predict, args.repeats, args.warmup, device)
             print(f"| {name} | {model.cfg.max_size} | {precision} | {net_ms:.1f} | {pred_ms:.1f} | "
                   f"{1000 * args.batch / pred_ms:.1f} |", flush=True)
 

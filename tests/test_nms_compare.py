@@ -22,8 +22,8 @@ from yolact_edu.nms_compare import (  # noqa: E402
     plot_nms_comparison,
     plot_nms_timings,
     suppressed_by,
-    time_call,
 )
+from yolact_edu.timing import repeat_seconds
 
 
 @pytest.fixture(autouse=True)
@@ -132,7 +132,7 @@ def test_candidates_and_fast_run_reproduce_detect(tiny_model, images):
 
 def test_timing_helpers():
     calls = []
-    seconds = time_call(lambda: calls.append(1), repeats=4, warmup=2)
+    seconds = repeat_seconds(lambda: calls.append(1), repeats=4, warmup=2)
     assert len(seconds) == 4 and len(calls) == 6 and min(seconds) >= 0
     boxes, scores = clustered_problem(2, num_boxes=60)
     comparison = compare_nms(boxes, scores, repeats=3, threads=1)

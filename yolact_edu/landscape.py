@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .timing import median_seconds
+from .viz import markdown_table
 
 __all__ = ["PublishedResult", "PUBLISHED_RESULTS", "SOURCES", "GPU_ORDER", "by_gpu", "find",
            "pareto_front", "results_table", "markdown_table", "html_table", "sources_markdown",
@@ -251,16 +252,6 @@ def results_table(results=PUBLISHED_RESULTS) -> list[dict]:
 
 def _columns(rows: list[dict], columns) -> list[str]:
     return list(columns) if columns is not None else (list(rows[0]) if rows else [])
-
-
-def markdown_table(rows: list[dict], columns=None) -> str:
-    """A GitHub-markdown table of ``rows`` (dicts; missing cells are blank)."""
-    columns = _columns(rows, columns)
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    for row in rows:
-        cells = [str(row.get(c, "")).replace("|", "\\|") for c in columns]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 def html_table(rows: list[dict], columns=None) -> str:

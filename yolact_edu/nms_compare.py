@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import statistics
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,6 +29,7 @@ import torchvision
 
 from .boxes import decode, jaccard
 from .detect import run_nms
+from .timing import repeat_seconds
 
 METHODS = ("fast", "cross_class", "standard")
 
@@ -165,25 +165,6 @@ def cpu_threads(threads: int | None):
         torch.set_num_threads(before)
 
 
-def time_call(fn: Callable[[], object], repeats: int = 10, warmup: int = 1,
-              device: torch.device | str | None = None) -> list[float]:
-    """Wall-clock seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones;
-    on CUDA the device is synchronised around every call so the kernels are counted."""
-    cuda = device is not None and torch.device(device).type == "cuda"
-    for _ in range(warmup):
-        fn()
-    seconds = []
-    for _ in range(repeats):
-        if cuda:
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(device)
-        seconds.append(time.perf_counter() - start)
-    return seconds
-
-
 @dataclass
 class NmsRun:
     """One method's output (``keep`` [m] candidate indices, ``classes`` [m] 0-based,
@@ -248,7 +229,7 @@ def compare_nms(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str
 
         keep, classes, kept_scores = call()
         with cpu_threads(threads):
-            seconds = time_call(call, repeats, device=boxes.device) if repeats else []
+            seconds = repeat_seconds(call, repeats, device=boxes.device) if repeats else []
         runs[method] = NmsRun(keep, classes, kept_scores, seconds)
     return NmsComparison(runs, iou_threshold)
 
@@ -269,7 +250,7 @@ def nms_time_vs_candidates(boxes: torch.Tensor, scores: torch.Tensor, counts: Se
                 def call(b=sub_boxes, s=sub_scores, m=method, n=n):
                     return run_nms(b, s, m, iou_threshold, n, 0.0, None)
 
-                medians[method].append(statistics.median(time_call(call, repeats, device=boxes.device)))
+                medians[method].append(statistics.median(repeat_seconds(call, repeats, device=boxes.device)))
     return medians
 
 
@@ -403,5 +384,5 @@ class NmsExplorer:
 
 
 __all__ = ["METHODS", "NmsCandidates", "nms_candidates", "FastNmsSteps", "fast_nms_steps", "plot_fast_nms_steps",
-           "suppressed_by", "cpu_threads", "time_call", "NmsRun", "NmsComparison", "compare_nms",
+           "suppressed_by", "cpu_threads", "NmsRun", "NmsComparison", "compare_nms",
            "nms_time_vs_candidates", "plot_nms_comparison", "plot_nms_timings", "NmsExplorer"]

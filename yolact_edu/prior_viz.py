@@ -23,6 +23,7 @@ import torch
 from .anchors import fpn_sizes, level_priors, make_priors
 from .boxes import VARIANCES, center_size, decode, encode, jaccard, point_form
 from .loss import NEUTRAL, PriorTargets, match_priors
+from .viz import markdown_table  # noqa: F401  (re-exported: notebook 03 imports it from here)
 
 FIRST_LEVEL = 3     # the head predicts from P3 (stride 8) upwards
 
@@ -86,14 +87,6 @@ def prior_table(cfg, input_size: int | None = None) -> list[dict]:
     rows.append({"level": "total", "feature map": "", "stride (px)": "", "prior sides (px)": "",
                  "priors": sum(r["priors"] for r in rows), "indices": ""})
     return rows
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """List of dicts (same keys) -> a Markdown table; show it with ``IPython.display.Markdown``."""
-    keys = list(rows[0])
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row[k]) for k in keys) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def input_view(image: np.ndarray, size: int) -> np.ndarray:

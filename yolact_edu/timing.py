@@ -18,9 +18,31 @@ from .detections import Detections
 STAGES = ("preprocess", "network", "decode + NMS", "assembly + crop", "upsample + threshold")
 
 
-def _sync(device) -> None:
+def synchronize(device) -> None:
+    """Wait for queued GPU work on ``device`` (a no-op on the CPU or for None), so that
+    wall-clock times count the kernels and not only their launch."""
     if device is not None and torch.device(device).type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def clock(device=None) -> float:
+    """``time.perf_counter()`` after :func:`synchronize`: seconds, for timing work on ``device``."""
+    synchronize(device)
+    return time.perf_counter()
+
+
+def repeat_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=None) -> list[float]:
+    """Wall time (seconds) of each of ``repeats`` calls of ``fn()``, after ``warmup`` untimed ones."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = clock(device)
+        fn()
+        times.append(clock(device) - start)
+    return times
 
 
 def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=None) -> float:
@@ -28,18 +50,7 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, 
 
     The median, not the mean: one slow run (another process, a cache miss) should not move it.
     Pass ``device`` for CUDA work so queued kernels are waited for."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(repeat_seconds(fn, repeats, warmup, device))
 
 
 @torch.no_grad()
@@ -67,4 +78,5 @@ def timed_predict(model, image, **detect_kwargs) -> tuple[Detections, dict[str, 
     return detections, {name: timings.get(name, 0.0) for name in STAGES}
 
 
-__all__ = ["median_seconds", "network_outputs", "timed_predict", "STAGES"]
+__all__ = ["synchronize", "clock", "repeat_seconds", "median_seconds", "network_outputs", "timed_predict",
+           "STAGES"]

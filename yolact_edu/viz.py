@@ -162,6 +162,16 @@ def tile_grid(maps, columns: int = 8, gap: int = 2) -> np.ndarray:
     return canvas
 
 
+def markdown_table(rows: list[dict], columns=None) -> str:
+    """A Markdown table of ``rows`` (dicts; columns default to the first row's keys, missing cells
+    are blank, ``|`` is escaped); notebooks show it with ``IPython.display.Markdown``."""
+    columns = list(columns) if columns is not None else (list(rows[0]) if rows else [])
+    lines = ["| " + " | ".join(map(str, columns)) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(str(row.get(c, "")).replace("|", "\\|") for c in columns) + " |")
+    return "\n".join(lines)
+
+
 LOSS_PARTS = ("box", "conf", "mask", "segm", "maskiou")
 
 

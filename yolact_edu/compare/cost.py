@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..assemble import assemble_masks, masks_to_image
-from .maskrcnn import _recording, clock, image_tensor, model_device
+from ..timing import clock, repeat_seconds
+from .maskrcnn import _recording, image_tensor, model_device
 
 INSTANCE_COUNTS = (1, 5, 10, 25, 50, 100)
 
@@ -29,15 +30,7 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, devic
     queued GPU work before reading the clock).
 
     Returns {"median_ms", "min_ms", "times_ms" (list), "repeats"}."""
-    if repeats < 1:
-        raise ValueError(f"repeats must be >= 1, got {repeats}")
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = clock(device)
-        fn()
-        times.append((clock(device) - start) * 1e3)
+    times = [seconds * 1e3 for seconds in repeat_seconds(fn, repeats, warmup, device)]
     return {"median_ms": statistics.median(times), "min_ms": min(times), "times_ms": times, "repeats": repeats}
 
 

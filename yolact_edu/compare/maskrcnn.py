@@ -12,7 +12,6 @@ shapes and cost are exactly those of the trained model.
 """
 from __future__ import annotations
 
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision.models.detection import MaskRCNN, MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
+
+from ..timing import clock, synchronize
 
 COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
 WEIGHT_CHOICES = ("auto", "coco", "none")
@@ -79,19 +80,6 @@ def image_tensor(image) -> torch.Tensor:
             raise ValueError(f"expected an HxWx3 RGB image array, got shape {image.shape}")
         image = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     return image.float() / 255.0
-
-
-def synchronize(device) -> None:
-    """Wait for queued GPU work on ``device`` (a no-op on the CPU), so wall-clock times are honest."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def clock(device="cpu") -> float:
-    """``time.perf_counter()`` after :func:`synchronize`: seconds, for timing work on ``device``."""
-    synchronize(device)
-    return time.perf_counter()
 
 
 def model_device(model: torch.nn.Module) -> torch.device:
