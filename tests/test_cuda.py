@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import spread_scores
 
 import yolact_edu as ye
+from conftest import spread_scores
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

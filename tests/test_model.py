@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 import torch
-from conftest import spread_scores
 
 import yolact_edu as ye
+from conftest import spread_scores
 from yolact_edu.preprocess import RGB_MEAN, RGB_STD
 
 
