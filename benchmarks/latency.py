@@ -10,19 +10,12 @@ with a sharpened class head, so post-processing sees a realistic number of candi
 from __future__ import annotations
 
 import argparse
-import platform
 
 import numpy as np
 import torch
 
 import yolact_edu as ye
-from yolact_edu.timing import median_seconds
-
-
-def machine_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+from yolact_edu.timing import machine_name, median_seconds
 
 
 def main() -> None:

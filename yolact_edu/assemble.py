@@ -79,3 +79,14 @@ def mask_stages(proto: torch.Tensor, coefs: torch.Tensor, box: torch.Tensor, *,
     cropped = crop(sigmoid[..., None], box.float()[None])[..., 0] if crop_mask else sigmoid
     return {"contributions": contributions, "running_sum": running_sum, "logits": logits,
             "sigmoid": sigmoid, "cropped": cropped, "mask": cropped > threshold}
+
+
+def reassemble(detections, coefs: torch.Tensor | None = None, *, crop: bool = True,
+               threshold: float = 0.5) -> torch.Tensor:
+    """A :class:`~yolact_edu.Detections`' masks [N,H,W] bool rebuilt from its prototypes with
+    ``coefs`` [N,k] (default: its own) — e.g. ``coefs.clamp(min=0)`` to see what a mask would be
+    if prototypes could only be added, never subtracted."""
+    coefs = detections.coefs if coefs is None else coefs
+    height, width = detections.image_size
+    soft = assemble_masks(detections.proto, coefs.float(), detections.boxes_rel, crop_masks=crop)
+    return masks_to_image(soft, height, width, threshold)

@@ -14,19 +14,17 @@ GPU instead of one cloud of points.
 from __future__ import annotations
 
 import html
-import os
-import platform
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from .timing import median_seconds
+from .timing import machine_name, median_seconds
 from .viz import markdown_table
 
 __all__ = ["PublishedResult", "PUBLISHED_RESULTS", "SOURCES", "GPU_ORDER", "by_gpu", "find",
            "pareto_front", "results_table", "markdown_table", "html_table", "sources_markdown",
-           "plot_landscape", "LatencyMeasurement", "measure_latency", "machine_description",
+           "plot_landscape", "LatencyMeasurement", "measure_latency",
            "measurements_table", "plot_speed_beside"]
 
 SOURCES: dict[str, tuple[str, str]] = {
@@ -386,15 +384,6 @@ class LatencyMeasurement:
         return 1000.0 / self.predict_ms
 
 
-def machine_description(device: str | torch.device = "cpu") -> str:
-    """E.g. "CPU x86_64, 2 cores, 2 torch threads" or the CUDA device's name."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return (f"CPU {platform.machine()}, {os.cpu_count()} cores, "
-            f"{torch.get_num_threads()} torch threads")
-
-
 def measure_latency(model, image: np.ndarray, name: str, weights: str, repeats: int = 5,
                     warmup: int = 1) -> LatencyMeasurement:
     """Median latency of ``model`` on one HxWx3 uint8 image, with
@@ -412,7 +401,7 @@ def measure_latency(model, image: np.ndarray, name: str, weights: str, repeats: 
         predict_s = median_seconds(lambda: last.append(model.predict(image)), repeats=repeats, warmup=0,
                                    device=device)
     return LatencyMeasurement(name=name, weights=weights, input_size=model.cfg.max_size,
-                              device=machine_description(device), network_ms=1000 * network_s,
+                              device=machine_name(device), network_ms=1000 * network_s,
                               predict_ms=1000 * predict_s, detections=len(last[-1]), repeats=repeats)
 
 

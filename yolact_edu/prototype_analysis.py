@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .assemble import assemble_masks, masks_to_image
+from .assemble import reassemble  # noqa: F401  (re-exported: notebook 02 imports it from here)
 from .loss import mask_iou
 
 PROPERTIES = ("x", "y", "foreground", "edges")
@@ -77,17 +77,6 @@ def average_properties(model, dataset, indices) -> dict[str, np.ndarray]:
     if count == 0:
         raise ValueError("no readable image among the given indices")
     return {name: total[name] / count for name in PROPERTIES}
-
-
-def reassemble(detections, coefs: torch.Tensor | None = None, *, crop: bool = True,
-               threshold: float = 0.5) -> torch.Tensor:
-    """A :class:`~yolact_edu.Detections`' masks [N,H,W] bool rebuilt from its prototypes with
-    ``coefs`` [N,k] (default: its own) — e.g. ``coefs.clamp(min=0)`` to see what a mask would be
-    if prototypes could only be added, never subtracted."""
-    coefs = detections.coefs if coefs is None else coefs
-    height, width = detections.image_size
-    soft = assemble_masks(detections.proto, coefs.float(), detections.boxes_rel, crop_masks=crop)
-    return masks_to_image(soft, height, width, threshold)
 
 
 def mask_agreement(masks_a: torch.Tensor, masks_b: torch.Tensor) -> torch.Tensor:

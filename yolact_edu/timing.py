@@ -6,6 +6,8 @@
 """
 from __future__ import annotations
 
+import os
+import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -29,6 +31,15 @@ def clock(device=None) -> float:
     """``time.perf_counter()`` after :func:`synchronize`: seconds, for timing work on ``device``."""
     synchronize(device)
     return time.perf_counter()
+
+
+def machine_name(device="cpu") -> str:
+    """What a timing was taken on: the CUDA device's name, or e.g.
+    "CPU x86_64, 2 cores, 2 torch threads" (the thread count matters as much as the cores)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def repeat_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=None) -> list[float]:
@@ -78,5 +89,5 @@ def timed_predict(model, image, **detect_kwargs) -> tuple[Detections, dict[str, 
     return detections, {name: timings.get(name, 0.0) for name in STAGES}
 
 
-__all__ = ["synchronize", "clock", "repeat_seconds", "median_seconds", "network_outputs", "timed_predict",
-           "STAGES"]
+__all__ = ["machine_name", "synchronize", "clock", "repeat_seconds", "median_seconds", "network_outputs",
+           "timed_predict", "STAGES"]

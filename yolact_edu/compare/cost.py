@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import torch
 
-from ..assemble import assemble_masks, masks_to_image
+from ..assemble import reassemble
 from ..timing import clock, repeat_seconds
 from .maskrcnn import _recording, image_tensor, model_device
 
@@ -32,6 +33,19 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, devic
     Returns {"median_ms", "min_ms", "times_ms" (list), "repeats"}."""
     times = [seconds * 1e3 for seconds in repeat_seconds(fn, repeats, warmup, device)]
     return {"median_ms": statistics.median(times), "min_ms": min(times), "times_ms": times, "repeats": repeats}
+
+
+@contextmanager
+def fixed_output_count(model, count: int):
+    """Make a torchvision Mask R-CNN return ``count`` detections (score threshold 0) inside the
+    ``with`` block, so its mask branch runs for exactly that many; the settings are restored after."""
+    heads = model.roi_heads
+    saved = heads.score_thresh, heads.detections_per_img
+    heads.score_thresh, heads.detections_per_img = 0.0, int(count)
+    try:
+        yield
+    finally:
+        heads.score_thresh, heads.detections_per_img = saved
 
 
 @torch.no_grad()
@@ -49,7 +63,6 @@ def maskrcnn_cost(model, image, counts: Sequence[int] = INSTANCE_COUNTS, repeats
     """
     model.eval()
     heads = model.roi_heads
-    saved = heads.score_thresh, heads.detections_per_img
     device = model_device(model)
     x = image_tensor(image).to(device)
     original_size = [(int(x.shape[-2]), int(x.shape[-1]))]
@@ -60,11 +73,9 @@ def maskrcnn_cost(model, image, counts: Sequence[int] = INSTANCE_COUNTS, repeats
         fixed_ms = (clock(device) - start) * 1e3
     result = {"fixed_ms": fixed_ms, "counts": list(counts), "instances": [],
               "after_backbone_ms": [], "per_instance_ms": []}
-    try:
-        heads.score_thresh = 0.0
-        for count in counts:
-            heads.detections_per_img = int(count)
-            totals, instance_parts, found = [], [], 0
+    for count in counts:
+        totals, instance_parts, found = [], [], 0
+        with fixed_output_count(model, count):
             for run in range(warmup + repeats):
                 with _recording({"mask_roi_pool": heads.mask_roi_pool}, device) as record:
                     start = clock(device)
@@ -77,11 +88,9 @@ def maskrcnn_cost(model, image, counts: Sequence[int] = INSTANCE_COUNTS, repeats
                     totals.append((end - start) * 1e3)
                     instance_parts.append((end - record["start"].get("mask_roi_pool", t_heads)) * 1e3)
                 found = len(detections[0]["boxes"])
-            result["instances"].append(found)
-            result["after_backbone_ms"].append(statistics.median(totals))
-            result["per_instance_ms"].append(statistics.median(instance_parts))
-    finally:
-        heads.score_thresh, heads.detections_per_img = saved
+        result["instances"].append(found)
+        result["after_backbone_ms"].append(statistics.median(totals))
+        result["per_instance_ms"].append(statistics.median(instance_parts))
     return result
 
 
@@ -94,8 +103,8 @@ def yolact_cost(model, image, counts: Sequence[int] = INSTANCE_COUNTS, repeats: 
     "fixed_ms"); then for each N
     :meth:`Yolact.detect` runs with ``score_threshold=0, conf_threshold=0, top_k=N`` (NMS +
     assembly + crop + upsample + threshold), and separately the per-instance part alone
-    (:func:`~yolact_edu.assemble.assemble_masks` + :func:`~yolact_edu.assemble.masks_to_image`
-    on the N kept detections). Same keys as :func:`maskrcnn_cost`.
+    (:func:`~yolact_edu.assemble.reassemble` of the N kept detections: assembly, crop, upsample,
+    threshold). Same keys as :func:`maskrcnn_cost`.
     """
     model.eval()
     device = model_device(model)
@@ -113,11 +122,7 @@ def yolact_cost(model, image, counts: Sequence[int] = INSTANCE_COUNTS, repeats: 
         detections = run_detect()
         total = time_call(run_detect, repeats, warmup, device)
 
-        def assemble(detections=detections):
-            soft = assemble_masks(detections.proto, detections.coefs, detections.boxes_rel)
-            return masks_to_image(soft, height, width)
-
-        part = time_call(assemble, repeats, warmup, device)
+        part = time_call(lambda detections=detections: reassemble(detections), repeats, warmup, device)
         result["instances"].append(len(detections))
         result["after_backbone_ms"].append(total["median_ms"])
         result["per_instance_ms"].append(part["median_ms"])
@@ -175,14 +180,9 @@ def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: 
     device = model_device(model)
     outputs = []
     if hasattr(model, "roi_heads"):
-        heads = model.roi_heads
-        saved = heads.score_thresh, heads.detections_per_img
-        heads.score_thresh, heads.detections_per_img = 0.0, int(instances)
         x = image_tensor(image).to(device)
-        try:
+        with fixed_output_count(model, instances):
             timing = time_call(lambda: outputs.append(model([x])[0]), repeats, warmup, device)
-        finally:
-            heads.score_thresh, heads.detections_per_img = saved
         found = len(outputs[-1]["boxes"])
         shape = list(model.transform([x])[0].tensors.shape)
     else:
@@ -232,5 +232,5 @@ def format_table(rows: Sequence[Sequence], header: Sequence[str], decimals: int 
     return "\n".join(lines)
 
 
-__all__ = ["INSTANCE_COUNTS", "time_call", "maskrcnn_cost", "yolact_cost", "mask_head_macs", "assembly_macs",
-           "inference_time", "plot_cost_versus_instances", "format_table"]
+__all__ = ["INSTANCE_COUNTS", "time_call", "fixed_output_count", "maskrcnn_cost", "yolact_cost", "mask_head_macs",
+           "assembly_macs", "inference_time", "plot_cost_versus_instances", "format_table"]

@@ -202,19 +202,15 @@ class MaskRCNNStages:
         return [
             ("input", f"{self.image_size[0]}x{self.image_size[1]} image", None),
             ("resize + normalise", f"{list(self.batch_shape)} (resized {self.resized_size[0]}x"
-                                   f"{self.resized_size[1]}, padded)", _ms(t, "resize + normalise")),
-            ("backbone + FPN", f"256 channels at {features}", _ms(t, "backbone + FPN")),
-            ("RPN", f"{self.num_anchors} anchors -> {r} proposals", _ms(t, "RPN (anchors, objectness, NMS)")),
+                                   f"{self.resized_size[1]}, padded)", t.get("resize + normalise")),
+            ("backbone + FPN", f"256 channels at {features}", t.get("backbone + FPN")),
+            ("RPN", f"{self.num_anchors} anchors -> {r} proposals", t.get("RPN (anchors, objectness, NMS)")),
             ("box branch", f"RoIAlign {list(self.box_features_shape)} -> {list(self.box_head_shape)} "
-                           f"-> NMS -> {n} detections", _ms(t, "box branch (RoIAlign 7x7, 2 FC, NMS)")),
+                           f"-> NMS -> {n} detections", t.get("box branch (RoIAlign 7x7, 2 FC, NMS)")),
             ("mask branch", f"RoIAlign {list(self.mask_features.shape)} -> logits {list(mask_logit_shape)}",
-             _ms(t, "mask branch (RoIAlign 14x14, 4 conv, deconv)")),
-            ("paste", f"{n} x 28x28 -> {list(self.masks.shape)}", _ms(t, "paste masks into image")),
+             t.get("mask branch (RoIAlign 14x14, 4 conv, deconv)")),
+            ("paste", f"{n} x 28x28 -> {list(self.masks.shape)}", t.get("paste masks into image")),
         ]
-
-
-def _ms(times: dict, key: str) -> float | None:
-    return times.get(key)
 
 
 def maskrcnn_stages(model: MaskRCNN, image) -> MaskRCNNStages:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..assemble import linear_combination, masks_to_image
-from ..boxes import crop
+from ..assemble import assemble_masks, masks_to_image
 from ..detections import Detections
 from .maskrcnn import _recording, clock, model_device
 
@@ -62,7 +61,7 @@ def yolact_stages(model, image, **detect_kwargs) -> YolactStages:
 
     detect_kwargs go to :meth:`Yolact.detect` (e.g. ``score_threshold=0.3, top_k=10``). The
     pre-crop and cropped soft masks are recomputed from the kept detections with the library's
-    own :func:`~yolact_edu.assemble.linear_combination` and :func:`~yolact_edu.boxes.crop`.
+    own :func:`~yolact_edu.assemble.assemble_masks`.
     """
     model.eval()
     device = model_device(model)
@@ -76,13 +75,14 @@ def yolact_stages(model, image, **detect_kwargs) -> YolactStages:
         detections = model.detect(raw, (height, width), **detect_kwargs)[0].cpu()
         t_detect = clock(device)
     proto = raw["proto"][0].float().cpu()
-    combined = torch.sigmoid(linear_combination(proto, detections.coefs))       # [Hp,Wp,N]
-    cropped = crop(combined, detections.boxes_rel) if detect_kwargs.get("crop", True) else combined
+    combined = assemble_masks(proto, detections.coefs, detections.boxes_rel, crop_masks=False)   # [N,Hp,Wp]
+    cropped = assemble_masks(proto, detections.coefs, detections.boxes_rel,
+                             crop_masks=detect_kwargs.get("crop", True))
     return YolactStages(
         image_size=(height, width), input_shape=tuple(x.shape),
         pyramid_shapes=[tuple(level.shape) for level in record["outputs"]["fpn"]],
         num_priors=int(raw["priors"].shape[0]), proto=proto, detections=detections,
-        combined=combined.permute(2, 0, 1), cropped=cropped.permute(2, 0, 1),
+        combined=combined, cropped=cropped,
         times_ms={"preprocess": (t_pre - start) * 1e3, "network": (t_net - t_pre) * 1e3,
                   "detect": (t_detect - t_net) * 1e3})
 
