@@ -94,8 +94,7 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
         image_sizes = [tuple(image_sizes)] * batch  # type: ignore[list-item]
     if len(image_sizes) != batch:
         raise ValueError(f"got {len(image_sizes)} image sizes for a batch of {batch}")
-    priors = raw["priors"].float()
-    device = priors.device
+    device = raw["priors"].device
     total_protos = raw["proto"].shape[-1]
     if num_protos is not None and not 1 <= num_protos <= total_protos:
         raise ValueError(f"num_protos must be between 1 and {total_protos}, got {num_protos}")
@@ -105,7 +104,7 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
         proto = raw["proto"][b, ..., :used].float()
         with stage_timer(timings, "decode + NMS", device):
             boxes, coefs, keep, labels, scores = _candidates_after_nms(
-                raw, b, priors, used, kind, iou_threshold, conf_threshold, cfg.nms_top_k, max_detections,
+                raw, b, used, kind, iou_threshold, conf_threshold, cfg.nms_top_k, max_detections,
                 score_threshold)
         if boxes is None:
             results.append(_empty(proto, used, height, width, maskiou_net is not None, cfg.class_names))
@@ -134,18 +133,28 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     return results
 
 
-def _candidates_after_nms(raw: dict, b: int, priors: torch.Tensor, num_protos: int, kind: str,
+def prior_candidates(raw: dict, b: int, conf_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What NMS sees for image ``b``: softmax the class logits, keep the priors whose best
+    foreground score is > ``conf_threshold``, decode their boxes.
+
+    Returns (candidates [P] bool, boxes [n,4] point form relative to the input (unclamped),
+    class_scores [C,n] in [0,1], background dropped), n = candidates.sum()."""
+    class_scores = F.softmax(raw["conf"][b].float(), dim=-1)[:, 1:].t()   # [C,P]
+    candidates = class_scores.max(dim=0).values > conf_threshold
+    boxes = decode(raw["loc"][b].float()[candidates], raw["priors"].float()[candidates])
+    return candidates, boxes, class_scores[:, candidates]
+
+
+def _candidates_after_nms(raw: dict, b: int, num_protos: int, kind: str,
                           iou_threshold: float, conf_threshold: float, nms_top_k: int,
                           max_detections: int | None, score_threshold: float):
     """Image ``b``'s surviving (boxes, coefs, keep, labels, scores), boxes and coefs already indexed
     by ``keep``; all None when no prior beats ``conf_threshold``."""
-    class_scores = F.softmax(raw["conf"][b].float(), dim=-1)[:, 1:].t()   # [C,P]
-    candidates = class_scores.max(dim=0).values > conf_threshold
-    if not bool(candidates.any()):
+    candidates, boxes, class_scores = prior_candidates(raw, b, conf_threshold)
+    if len(boxes) == 0:
         return None, None, None, None, None
-    boxes = decode(raw["loc"][b].float(), priors)[candidates]
     coefs = raw["coef"][b, :, :num_protos].float()[candidates]
-    keep, labels, scores = run_nms(boxes, class_scores[:, candidates], kind, iou_threshold,
+    keep, labels, scores = run_nms(boxes, class_scores, kind, iou_threshold,
                                    nms_top_k, conf_threshold, max_detections)
     if score_threshold > 0:
         above = scores > score_threshold

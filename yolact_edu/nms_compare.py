@@ -24,12 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 
-from .boxes import decode, jaccard
-from .detect import run_nms
-from .timing import repeat_seconds
+from .boxes import jaccard
+from .detect import prior_candidates, run_nms
+from .timing import median_seconds, repeat_seconds
 
 METHODS = ("fast", "cross_class", "standard")
 
@@ -53,11 +52,8 @@ class NmsCandidates:
 def nms_candidates(raw: dict, conf_threshold: float = 0.05, image_index: int = 0) -> NmsCandidates:
     """Softmax, decode and keep priors whose best foreground score is > ``conf_threshold``
     (the first steps of ``detect``). raw: the dict of ``Yolact.forward``."""
-    class_scores = F.softmax(raw["conf"][image_index].float(), dim=-1)[:, 1:].t()      # [C,P]
-    candidates = class_scores.max(dim=0).values > conf_threshold
-    boxes = decode(raw["loc"][image_index].float(), raw["priors"].float())
-    return NmsCandidates(boxes[candidates], class_scores[:, candidates],
-                         torch.nonzero(candidates).flatten())
+    candidates, boxes, class_scores = prior_candidates(raw, image_index, conf_threshold)
+    return NmsCandidates(boxes, class_scores, torch.nonzero(candidates).flatten())
 
 
 # -- the Fast NMS matrix for one class -----------------------------------------------------------
@@ -250,7 +246,7 @@ def nms_time_vs_candidates(boxes: torch.Tensor, scores: torch.Tensor, counts: Se
                 def call(b=sub_boxes, s=sub_scores, m=method, n=n):
                     return run_nms(b, s, m, iou_threshold, n, 0.0, None)
 
-                medians[method].append(statistics.median(repeat_seconds(call, repeats, device=boxes.device)))
+                medians[method].append(median_seconds(call, repeats, device=boxes.device))
     return medians
 
 
