@@ -73,12 +73,12 @@ def tiny_shapes_model(device: str | torch.device = "cpu"):
 def export_small(checkpoint: str | os.PathLike, out: str | os.PathLike, half: bool = True) -> Path:
     """Strip a training checkpoint to what inference needs (config, weights, category ids),
     optionally in float16 — how ``assets/yolact_tiny_shapes.pth`` was made from the demo's."""
-    from .checkpoint import read_checkpoint, save_checkpoint
+    from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
 
-    model = load_model(checkpoint)
+    meta = read_checkpoint(checkpoint)          # read once: weights, config and ids all come from it
+    model = model_from_checkpoint(meta, str(checkpoint))
     if half:
         model = model.half()
-    meta = read_checkpoint(checkpoint)
     return save_checkpoint(out, model, category_ids=meta.get("category_ids"),
                            iteration=int(meta.get("iteration", 0)))
 
