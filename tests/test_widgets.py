@@ -8,8 +8,9 @@ import torch
 
 import yolact_edu as ye
 from yolact_edu.assemble import assemble_masks, mask_stages
+from yolact_edu.checkpoint import read_checkpoint
 from yolact_edu.data import CocoDataset, make_shapes
-from yolact_edu.pretrained import quick_mode, tiny_shapes_model
+from yolact_edu.pretrained import TINY_SHAPES_WEIGHTS, export_small, quick_mode, tiny_shapes_model
 from yolact_edu.timing import STAGES, median_seconds, network_outputs, timed_predict
 from yolact_edu.train import Trainer
 from yolact_edu.viz import sample_image, tile_grid
@@ -110,6 +111,15 @@ def test_shipped_model_is_trained(trained, picture, monkeypatch):
     for off in ("", "0", "false"):
         monkeypatch.setenv("YOLACT_EDU_QUICK", off)
         assert not quick_mode()
+
+
+def test_export_small_keeps_weights_config_and_ids(tmp_path):
+    out = export_small(TINY_SHAPES_WEIGHTS, tmp_path / "small.pth")
+    exported, shipped = read_checkpoint(out), read_checkpoint(TINY_SHAPES_WEIGHTS)
+    assert exported["config"] == shipped["config"] and exported["category_ids"] == [1, 2, 3, 4, 5, 6]
+    assert "optimizer" not in exported
+    assert all(v.dtype == shipped["model"][k].dtype and torch.equal(v, shipped["model"][k])
+               for k, v in exported["model"].items() if v.is_floating_point())
 
 
 # -- PrototypeExplorer ---------------------------------------------------------------------------
