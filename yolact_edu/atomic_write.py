@@ -2,12 +2,77 @@
 
 Data go to a temporary file beside the target, are optionally fsynced, and then take the
 target's name with ``os.replace`` — an atomic rename on POSIX and Windows alike.
+
+Temporary files are named ``.<target name>.<pid>-<token>.part<suffix>``. A run killed with
+``kill -9`` cannot remove its own, so the first write of a process into a folder removes the
+temporary files there whose process no longer runs: orphans live until the next run, not forever.
+Files are created with mode 0o666 minus the umask, as ``open()`` would (not 0o600).
 """
 from __future__ import annotations
 
 import os
-import tempfile
+import re
+import secrets
+import threading
 from pathlib import Path
+
+_TEMP_NAME = re.compile(r"^\..+\.(?P<pid>\d+)-[0-9a-f]{8}\.part(\.[^.]*)?$")
+_swept: set[Path] = set()
+_sweep_lock = threading.Lock()
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True          # it exists but is someone else's: not ours to judge
+    return True
+
+
+def sweep_orphans(folder: str | os.PathLike) -> list[Path]:
+    """Delete temporary files (see the module docstring) in ``folder`` left by processes that no
+    longer run; returns what was deleted. Files of running processes and all other files stay."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match and entry.is_file(follow_symlinks=False) and not _process_alive(int(match["pid"])):
+            try:
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+            except OSError:
+                pass
+    return removed
+
+
+def temporary_path(target: str | os.PathLike) -> Path:
+    """A fresh, unused temporary name beside ``target`` that keeps its suffix (a video writer
+    picks its container from it). The first call of this process for a folder sweeps orphans."""
+    target = Path(target)
+    folder = target.parent.resolve()
+    with _sweep_lock:
+        if folder not in _swept:
+            sweep_orphans(folder)
+            _swept.add(folder)
+    return target.with_name(f".{target.name}.{os.getpid()}-{secrets.token_hex(4)}.part{target.suffix}")
+
+
+def create_temporary(target: str | os.PathLike) -> Path:
+    """Create an empty temporary file beside ``target`` (mode 0o666 minus the umask); returns it."""
+    while True:
+        tmp = temporary_path(target)
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return tmp
+        except FileExistsError:     # a token collision: draw another
+            continue
 
 
 def write_atomically(path: str | os.PathLike, data: bytes | str, *, fsync: bool = True) -> Path:
@@ -18,15 +83,18 @@ def write_atomically(path: str | os.PathLike, data: bytes | str, *, fsync: bool 
     """
     path = Path(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = create_temporary(path)
     try:
-        with os.fdopen(fd, "wb") as fh:
+        with open(tmp, "wb") as fh:
             fh.write(payload)
             if fsync:
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+__all__ = ["write_atomically", "temporary_path", "create_temporary", "sweep_orphans"]

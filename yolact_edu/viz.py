@@ -7,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .atomic_write import write_atomically
 from .detections import Detections
 
 
@@ -28,13 +29,21 @@ def read_image(path: str | Path) -> np.ndarray:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:
+    """An HxWx3 uint8 RGB image encoded as a file of type ``suffix`` (".png", ".jpg", ...)."""
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode an image as {suffix!r}")
+    return encoded.tobytes()
+
+
 def write_image(path: str | Path, image: np.ndarray) -> Path:
-    """Write an HxWx3 uint8 RGB image (format from the suffix); creates parent folders."""
+    """Write an HxWx3 uint8 RGB image (format from the suffix) atomically; creates parent folders.
+
+    An OSError (full disk, no permission) names the path and the cause."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write image {path}")
-    return path
+    return write_atomically(path, encode_image(image, path.suffix or ".png"), fsync=False)
 
 
 def draw_instances(image: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: list[int],
