@@ -42,7 +42,7 @@ from pycocotools import mask as mask_utils
 
 from ..atomic_write import write_atomically
 
-__all__ = ["SHAPE_CLASSES", "make_shapes", "render_scene", "shapes_exist"]
+__all__ = ["SHAPE_CLASSES", "make_shapes", "render_scene", "shapes_exist", "is_generated_set"]
 
 SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "ring", "star", "cross")
 """Class names; the COCO category id of ``SHAPE_CLASSES[i]`` is ``i + 1``."""
@@ -58,6 +58,8 @@ SAME_CLASS_NEIGHBOUR_PROB = 0.4  # chance that a new instance is put against one
 _SHIFT = 4  # cv2.fillPoly fractional bits: vertices at 1/16 px, so small shapes keep their form
 
 _SPLITS = ("train", "val")
+MARKER = ".yolact_edu_shapes.json"   # written first: a folder without it is never rebuilt or emptied
+GENERATOR = "yolact_edu.data.shapes.make_shapes"
 
 
 # ---------------------------------------------------------------------------------- textures
@@ -393,6 +395,34 @@ def shapes_exist(root: str | os.PathLike) -> bool:
     return True
 
 
+def is_generated_set(root: str | os.PathLike) -> bool:
+    """True when ``root`` carries the marker :func:`make_shapes` writes before its first file: only
+    such a folder is ever rebuilt (files deleted or replaced) by it."""
+    try:
+        marker = json.loads((Path(root) / MARKER).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("generator") == GENERATOR
+
+
+def _claim_root(root: Path, request: dict) -> None:
+    """Make ``root`` ours to write: an empty or missing folder gets the marker; a folder holding
+    anything without it (someone's dataset, an older set) is refused, never overwritten."""
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} is a file, not a folder the shapes set can go into")
+    if root.is_dir() and not is_generated_set(root):
+        found = sorted(p.name for p in root.iterdir())
+        if found:
+            shown = ", ".join(found[:5]) + (f", ... ({len(found)} in all)" if len(found) > 5 else "")
+            raise FileExistsError(
+                f"{root} holds files the shapes generator did not write ({shown}) and no complete shapes "
+                f"set; it rebuilds only folders marked with its {MARKER}: choose another root (--root) "
+                "or empty that folder yourself")
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomically(root / MARKER, json.dumps({"generator": GENERATOR, "version": FORMAT_VERSION, **request}),
+                     fsync=False)
+
+
 def _check_arguments(num_train: int, num_val: int, seed: int, min_size: int, max_size: int) -> None:
     for name, value, least in (("num_train", num_train, 1), ("num_val", num_val, 1), ("seed", seed, 0),
                                ("min_size", min_size, MIN_IMAGE_SIZE), ("max_size", max_size, MIN_IMAGE_SIZE)):
@@ -422,7 +452,8 @@ def make_shapes(
         num_train, num_val: images per split (>= 1).
         seed: the same seed gives byte-identical files; train and val use independent streams.
         min_size, max_size: image width and height are drawn independently in [min_size, max_size].
-        overwrite: regenerate even if ``root`` already holds a complete set.
+        overwrite: regenerate even if ``root`` already holds a complete set (one this generator
+            marked as its own; a folder with other files in it is refused, never overwritten).
         progress: show a tqdm bar per split.
 
     Returns:
@@ -431,6 +462,9 @@ def make_shapes(
 
     The annotation JSON of each split is written last (atomically), and ``shapes_exist``
     requires both, so an interrupted run is regenerated rather than mistaken for complete.
+    Before its first file it writes the marker ``.yolact_edu_shapes.json``; it rebuilds (deletes
+    or replaces files in) only folders that are empty or carry that marker, and raises
+    FileExistsError naming the folder for any other.
     The default 600 + 100 images take about 15 s on a 2-core CPU (about 27 MB).
     """
     _check_arguments(num_train, num_val, seed, min_size, max_size)
@@ -443,6 +477,7 @@ def make_shapes(
                           "unchanged (pass overwrite=True to regenerate)", stacklevel=2)
         return paths
 
+    _claim_root(paths["root"], wanted)
     # The old annotation files go first: until both new ones are written the set reads as incomplete.
     for split in _SPLITS:
         paths[f"{split}_annotations"].unlink(missing_ok=True)
