@@ -47,7 +47,7 @@ def test_bad_config_values_are_named():
     cfg = ye.get_config("yolact_base")
     with pytest.raises(ValueError, match="class_names has 2 entries but num_classes is 3"):
         cfg.replace(num_classes=3, class_names=("a", "b"))
-    with pytest.raises(ValueError, match="num_classes must be >= 1"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 1, got 0"):
         cfg.replace(num_classes=0, class_names=())
     with pytest.raises(KeyError, match="unknown config 'yolact_huge'"):
         ye.get_config("yolact_huge")

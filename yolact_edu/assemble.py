@@ -39,10 +39,21 @@ def assemble_masks(proto: torch.Tensor, coefs: torch.Tensor, boxes: torch.Tensor
     return masks.permute(2, 0, 1).contiguous()
 
 
+UPSAMPLE_CHUNK_BYTES = 64 * 2**20   # float32 working memory of one upsampling step
+
+
 def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5,
                    mode: str = "bilinear") -> torch.Tensor:
-    """Soft masks [n,Hp,Wp] -> bool masks [n,height,width]: upsample, then ``> threshold``."""
-    return upsample_masks(masks, height, width, mode) > threshold
+    """Soft masks [n,Hp,Wp] -> bool masks [n,height,width]: upsample, then ``> threshold``.
+
+    Upsampled a few masks at a time, so the float32 intermediate stays near 64 MB whatever the
+    image size (a 12-megapixel photo needs 48 MB per mask); only the bool result is held whole.
+    """
+    out = torch.empty((masks.shape[0], height, width), dtype=torch.bool, device=masks.device)
+    per_step = max(1, UPSAMPLE_CHUNK_BYTES // (4 * height * width))
+    for start in range(0, masks.shape[0], per_step):
+        out[start:start + per_step] = upsample_masks(masks[start:start + per_step], height, width, mode) > threshold
+    return out
 
 
 def mask_stages(proto: torch.Tensor, coefs: torch.Tensor, box: torch.Tensor, *,

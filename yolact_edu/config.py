@@ -32,6 +32,7 @@ COCO_CATEGORY_IDS: tuple[int, ...] = tuple(
 )
 
 BASE_SCALES = (24, 48, 96, 192, 384)  # anchor side in pixels at 550, one per FPN level P3..P7
+MIN_INPUT_SIZE = 32   # the smallest input side S a config may ask for (the backbone halves it 5 times)
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,21 @@ class YolactConfig:
     official_weights: str | None = None
 
     def __post_init__(self) -> None:
-        if self.num_classes < 1:
-            raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
+        # Values that make no sense are refused here, where they are set, not deep in a forward pass.
+        for field_name, least in (("num_classes", 1), ("max_size", MIN_INPUT_SIZE), ("num_protos", 1),
+                                  ("proto_channels", 1), ("head_channels", 1), ("fpn_features", 1),
+                                  ("backbone_width", 1), ("nms_top_k", 1), ("max_detections", 1),
+                                  ("masks_to_train", 1), ("batch_size", 1), ("max_iter", 1)):
+            value = getattr(self, field_name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ValueError(f"config {self.name!r}: {field_name} must be an integer >= {least}, got {value!r}")
+        for field_name in ("nms_conf_thresh", "nms_iou_thresh", "positive_iou_threshold",
+                           "negative_iou_threshold", "crowd_iou_threshold"):
+            value = getattr(self, field_name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"config {self.name!r}: {field_name} must lie in [0, 1], got {value!r}")
+        if not self.lr > 0:
+            raise ValueError(f"config {self.name!r}: lr must be > 0, got {self.lr!r}")
         if len(self.class_names) != self.num_classes:
             raise ValueError(
                 f"config {self.name!r}: class_names has {len(self.class_names)} entries "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from contextlib import contextmanager
+from numbers import Integral
 
 import torch
 import torch.nn.functional as F
@@ -50,6 +51,20 @@ def stage_timer(timings: dict | None, name: str, device: torch.device | None = N
         timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
 
 
+def check_detect_options(nms: str, top_k: int | None, score_threshold: float, iou_threshold: float,
+                         conf_threshold: float, mask_threshold: float) -> None:
+    """Refuse settings that make no sense before any work (an unknown NMS name would otherwise
+    pass unnoticed on an image without candidates)."""
+    if nms not in NMS_FUNCTIONS:
+        raise ValueError(f"nms must be one of {', '.join(NMS_FUNCTIONS)}, got {nms!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
+        raise ValueError(f"top_k must be a whole number >= 1 (or None for the config's), got {top_k!r}")
+    for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold),
+                        ("conf_threshold", conf_threshold), ("mask_threshold", mask_threshold)):
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
 def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold: float,
             top_k: int, conf_threshold: float, max_detections: int | None):
     """Dispatch to one of the NMS variants; returns (keep_idx, classes, scores)."""
@@ -87,6 +102,7 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     kind = nms or "fast"
     iou_threshold = cfg.nms_iou_thresh if iou_threshold is None else iou_threshold
     conf_threshold = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
+    check_detect_options(kind, top_k, score_threshold, iou_threshold, conf_threshold, mask_threshold)
     max_detections = top_k if top_k is not None else (
         None if kind == "cross_class" else cfg.max_detections)
     batch = raw["loc"].shape[0]

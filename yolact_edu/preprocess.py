@@ -18,7 +18,10 @@ RGB_STD = (58.40, 57.12, 57.38)
 def image_to_tensor(image, device: torch.device | str = "cpu") -> torch.Tensor:
     """One image -> float32 [3,H,W] on ``device``, values 0..255.
 
-    image: HxWx3 uint8 RGB numpy array, or a [3,H,W] tensor (any dtype, 0..255).
+    image: an HxWx3 RGB numpy array or a [3,H,W] tensor, either uint8 (0..255) or floating
+    point with values in [0, 1] (the torchvision convention; scaled by 255 here). Anything else
+    (float values outside [0, 1], NaN, 16-bit or bool pixels) is refused with a ValueError rather
+    than read as something it is not.
     """
     if isinstance(image, np.ndarray):
         if image.ndim != 3 or image.shape[2] != 3:
@@ -31,7 +34,16 @@ def image_to_tensor(image, device: torch.device | str = "cpu") -> torch.Tensor:
         raise TypeError(f"expected a numpy array or a torch tensor, got {type(image).__name__}")
     if image.shape[1] < 1 or image.shape[2] < 1:
         raise ValueError(f"image has no pixels (shape {tuple(image.shape)})")
-    return image.to(device=device, dtype=torch.float32)
+    if image.dtype == torch.uint8:
+        return image.to(device=device, dtype=torch.float32)
+    if not image.is_floating_point():
+        raise ValueError(f"image pixels must be uint8 (0..255) or float in [0, 1], got {image.dtype}; "
+                         "convert it, e.g. yolact_edu.data.coco.read_image_any reads 16-bit files as uint8")
+    low, high = float(image.min()), float(image.max())
+    if not (0.0 <= low and high <= 1.0):       # also False for NaN
+        raise ValueError(f"a float image must hold values in [0, 1], got min {low:g}, max {high:g}; "
+                         "pass uint8 pixels (0..255) or divide by 255")
+    return image.to(device=device, dtype=torch.float32) * 255.0
 
 
 def normalize(images: torch.Tensor, normalization: str = "mean_std") -> torch.Tensor:

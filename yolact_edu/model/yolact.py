@@ -63,9 +63,11 @@ class Yolact(nn.Module):
         """Images -> normalised float tensor [B,3,S,S] (S = ``cfg.max_size``) on the model's device.
 
         images: an HxWx3 uint8 RGB numpy array, a list of them, or a uint8 tensor
-        [3,H,W] / [B,3,H,W]. Stretch-resize (bilinear, align_corners=False) on the float
-        image, then (x - mean) / std in RGB (mean 123.68, 116.78, 103.94; std 58.40,
-        57.12, 57.38), or x / 255 for DarkNet. Output values roughly in [-2.2, 2.7].
+        [3,H,W] / [B,3,H,W]; float arrays or tensors with values in [0, 1] are scaled by 255,
+        other values refused (:func:`~yolact_edu.preprocess.image_to_tensor`). Stretch-resize
+        (bilinear, align_corners=False) on the float image, then (x - mean) / std in RGB
+        (mean 123.68, 116.78, 103.94; std 58.40, 57.12, 57.38), or x / 255 for DarkNet.
+        Output values roughly in [-2.2, 2.7].
         See :mod:`yolact_edu.preprocess`.
         """
         return preprocess_images(self._as_list(images), self.cfg.max_size, self.cfg.normalization,
