@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from .data.coco import coco_from_dict, collate, quietly
 from .detections import Detections
 
-__all__ = ["IOU_TYPES", "METRIC_NAMES", "detections_to_coco", "coco_evaluate", "evaluate"]
+__all__ = ["IOU_TYPES", "METRIC_NAMES", "detections_to_coco", "coco_evaluate", "evaluate", "category_mapping"]
 
 IOU_TYPES: tuple[str, ...] = ("bbox", "segm")
 
@@ -272,6 +272,59 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
     return metrics
 
 
+# -- which model class is which category of the file ---------------------------------------
+def _placeholder_names(names: Sequence[str]) -> bool:
+    """True for the ``class_0 .. class_{n-1}`` that ``cfg.replace(num_classes=n)`` invents."""
+    return list(names) == [f"class_{i}" for i in range(len(names))]
+
+
+def category_mapping(model: torch.nn.Module, dataset) -> tuple[dict[int, int], str | None]:
+    """The file's category id for each of the model's labels, and a note when classes had to be
+    matched by name; a ValueError when the model's classes are not the file's.
+
+    A yolact_edu checkpoint stores the category ids it was trained with (``model.category_ids``,
+    set by :func:`~yolact_edu.checkpoint.load_model`) and its class names (``cfg.class_names``).
+    Same ids and names: used as they are. The same names under other ids or in another order:
+    matched by name (the note says so). Anything else is refused rather than scored: a swapped
+    id would silently count every detection of two classes as a false positive.
+    """
+    names, file_names = list(model.cfg.class_names), list(dataset.class_names)
+    file_ids = list(dataset.category_ids)
+    if len(names) != len(file_names):
+        raise ValueError(f"the model predicts {len(names)} classes but {dataset.annotation_file} has "
+                         f"{len(file_names)} categories")
+    model_ids = getattr(model, "category_ids", None)
+    model_ids = list(model_ids) if model_ids is not None else None
+    by_position = {label: file_ids[label] for label in range(len(names))}
+    if names == file_names and model_ids in (None, file_ids):
+        return by_position, None
+    if model_ids is None and _placeholder_names(names):
+        return by_position, None              # an unnamed model: positions are all there is
+    if len(set(names)) == len(names) and sorted(names) == sorted(file_names):
+        mapping = {label: file_ids[file_names.index(name)] for label, name in enumerate(names)}
+        moved = [f"{name} {model_ids[label] if model_ids else label} -> {mapping[label]}"
+                 for label, name in enumerate(names)
+                 if (model_ids[label] if model_ids else file_ids[label]) != mapping[label]]
+        return mapping, (f"the model's classes were matched to {dataset.annotation_file}'s categories by name "
+                         f"(id in the checkpoint -> id in the file: {_some(moved) if moved else 'order only'})")
+    differ = [f"{model_ids[label] if model_ids else label + 1} {names[label]!r} vs "
+              f"{file_ids[label]} {file_names[label]!r}"
+              for label in range(len(names)) if names[label] != file_names[label]
+              or (model_ids is not None and model_ids[label] != file_ids[label])]
+    raise ValueError(f"the model's classes do not match the categories of {dataset.annotation_file} "
+                     f"(model id/name vs file id/name: {', '.join(differ[:5])}"
+                     f"{', ...' if len(differ) > 5 else ''}); scores against it would be meaningless")
+
+
+def _require_ground_truth(dataset, image_ids: Sequence[int]) -> None:
+    """ValueError unless the images hold a non-crowd ground-truth object (crowds never count as
+    misses): without one COCOeval's AP is -1, "undefined", which must not pass for a score."""
+    if not any(not ann.get("iscrowd", 0) for i in image_ids for ann in dataset.coco.imgToAnns.get(i, [])):
+        raise ValueError(f"{dataset.annotation_file}: the {len(image_ids)} images to score hold no ground-truth "
+                         "object (none, only crowd regions, or only skipped annotations), so AP is "
+                         "undefined; evaluate on annotated images")
+
+
 # -- model + dataset -> metrics --------------------------------------------------------------
 def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_threshold: float = 0.0,
              max_images: int | None = None, all_images: bool = False, iou_types: Sequence[str] = IOU_TYPES,
@@ -295,7 +348,10 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
 
     Returns :func:`coco_evaluate`'s ``{"bbox": {...}, "segm": {...}}`` plus "num_images",
     "num_detections" (kept by detect, all images), "inference_seconds"
-    (network, detect and conversion) and "seconds" (everything, COCOeval included).
+    (network, detect and conversion) and "seconds" (everything, COCOeval included), and
+    "category_note" (how classes were matched to the file's categories, None when as they are).
+    Raises ValueError when the model's classes are not the file's (see :func:`category_mapping`)
+    or when the scored images hold no ground truth (AP would be COCOeval's undefined -1).
     """
     start = time.perf_counter()
     for attribute in ("coco", "category_ids", "augmentation", "max_size", "normalization"):
@@ -312,6 +368,10 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
     if dataset.num_classes != cfg.num_classes:
         raise ValueError(f"the model predicts {cfg.num_classes} classes but the dataset has "
                          f"{dataset.num_classes} categories")
+    category_ids, note = category_mapping(model, dataset)
+    if note and verbose:
+        print(f"note: {note}")
+    _require_ground_truth(dataset, sorted(dataset.coco.imgs) if all_images else dataset.ids[:max_images])
     subset = dataset if max_images is None else torch.utils.data.Subset(
         dataset, range(min(max_images, len(dataset))))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
@@ -335,13 +395,15 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
                         continue
                     seen.add(target["image_id"])
                     for iou_type, entries in detections_to_coco(found, target["image_id"],
-                                                                dataset.category_ids).items():
+                                                                category_ids).items():
                         results[iou_type].extend(entries)
     finally:
         model.to(original_device).train(was_training)
     inference_seconds = time.perf_counter() - start
+    if not all_images:
+        _require_ground_truth(dataset, sorted(seen))     # unreadable images may have left none
     metrics: dict = coco_evaluate(dataset.coco, results, iou_types,
                                   image_ids=None if all_images else sorted(seen), verbose=verbose)
-    metrics.update(num_images=len(seen), num_detections=len(results["bbox"]),
+    metrics.update(num_images=len(seen), num_detections=len(results["bbox"]), category_note=note,
                    inference_seconds=inference_seconds, seconds=time.perf_counter() - start)
     return metrics

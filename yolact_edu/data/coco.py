@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from ..preprocess import image_to_tensor, normalize, preprocess_images
@@ -51,9 +52,13 @@ class DatasetReport:
     missing_images: list[str] = field(default_factory=list)
     unreadable_images: list[str] = field(default_factory=list)
     skipped_annotations: dict[str, list[int]] = field(default_factory=dict)   # reason -> ann ids
+    repaired_annotations: dict[str, list[int]] = field(default_factory=dict)  # what was filled in -> ids
 
     def skip(self, reason: str, annotation_id: int) -> None:
         self.skipped_annotations.setdefault(reason, []).append(annotation_id)
+
+    def repair(self, what: str, annotation_id: int) -> None:
+        self.repaired_annotations.setdefault(what, []).append(annotation_id)
 
     @property
     def num_skipped(self) -> int:
@@ -74,6 +79,8 @@ class DatasetReport:
             lines.append(f"  unreadable images (skipped): {some(self.unreadable_images)}")
         for reason, ids in self.skipped_annotations.items():
             lines.append(f"  skipped annotations, {reason}: ids {some(ids)}")
+        for what, ids in self.repaired_annotations.items():
+            lines.append(f"  kept annotations, {what}: ids {some(ids)}")
         return "\n".join(lines)
 
 
@@ -124,6 +131,36 @@ def _check_unique(path: Path, entries: list, what: str) -> None:
         seen.add(entry["id"])
 
 
+def compressed_rle_runs(counts: str | bytes) -> list[int] | None:
+    """The run lengths of a compressed RLE ``counts`` string (COCO's format: 6-bit characters from
+    '0' on, 5 data bits each plus a continuation bit, runs after the second delta-coded against
+    the run two back), or None when the string is not well formed.
+
+    pycocotools decodes malformed strings without complaint (into uninitialised memory) or fails
+    on them only deep inside training, so the dataset checks them here, when it is built."""
+    text = counts.decode("ascii", "replace") if isinstance(counts, bytes) else counts
+    runs: list[int] = []
+    position = 0
+    while position < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            if position >= len(text):
+                return None                             # cut in the middle of a number
+            code = ord(text[position]) - 48
+            if not 0 <= code < 64:
+                return None                             # not a character of the alphabet
+            value |= (code & 0x1F) << shift
+            more = bool(code & 0x20)
+            position += 1
+            shift += 5
+            if not more and code & 0x10:
+                value |= -1 << shift                    # sign extension of the last group
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
 def _segmentation_problem(segm, height: int, width: int) -> str | None:
     """Why a segmentation cannot be turned into a mask, or None if it can."""
     if isinstance(segm, list):
@@ -131,7 +168,8 @@ def _segmentation_problem(segm, height: int, width: int) -> str | None:
             return "invalid polygon"
         for poly in segm:
             if (not isinstance(poly, list) or len(poly) < 6 or len(poly) % 2
-                    or not all(isinstance(v, (int, float)) and np.isfinite(v) for v in poly)):
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v)
+                               for v in poly)):
                 return "invalid polygon"
         return None
     if isinstance(segm, dict):
@@ -140,10 +178,22 @@ def _segmentation_problem(segm, height: int, width: int) -> str | None:
             return "invalid RLE"
         if list(size) != [height, width]:
             return "RLE size differs from the image size"
-        if isinstance(counts, list) and sum(counts) != height * width:
-            return "invalid RLE"
+        if isinstance(counts, list):
+            if not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0 for c in counts):
+                return "invalid RLE (counts must be non-negative integers)"
+            runs = counts
+        else:
+            runs = compressed_rle_runs(counts)
+            if runs is None or any(r < 0 for r in runs):
+                return "invalid RLE (counts cannot be decoded)"
+        if sum(runs) != height * width:
+            return "invalid RLE (counts do not cover the image)"
         return None
     return "invalid segmentation"
+
+
+def _positive_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
 
 
 class CocoDataset(torch.utils.data.Dataset):
@@ -186,6 +236,16 @@ class CocoDataset(torch.utils.data.Dataset):
             for key in ("file_name", "width", "height"):
                 if key not in image:
                     raise DatasetError(f"{path}: image id {image['id']} has no field '{key}'")
+            for key in ("width", "height"):
+                if not _positive_int(image[key]):
+                    raise DatasetError(f"{path}: image id {image['id']} has {key} {image[key]!r}; "
+                                       "it must be a whole number of pixels >= 1")
+            if not isinstance(image["file_name"], str) or not image["file_name"].strip():
+                raise DatasetError(f"{path}: image id {image['id']} has file_name {image['file_name']!r}; "
+                                   "it must be a non-empty string")
+        for category in data["categories"]:
+            if isinstance(category["id"], bool) or not isinstance(category["id"], int):
+                raise DatasetError(f"{path}: category id {category['id']!r} is not an integer")
         categories = sorted(data["categories"], key=lambda c: c["id"])
         self.category_ids: tuple[int, ...] = tuple(c["id"] for c in categories)
         self.class_names: tuple[str, ...] = tuple(str(c.get("name", c["id"])) for c in categories)
@@ -196,9 +256,12 @@ class CocoDataset(torch.utils.data.Dataset):
                 if ann.get(key) not in known:
                     raise DatasetError(f"{path}: annotation id {ann['id']} has unknown {key} {ann.get(key)!r}")
 
-        self.coco = coco_from_dict(data)   # from the checked dict: no second read, no prints
         self.report = DatasetReport(str(path), num_images=len(data["images"]))
         self._annotations = self._validate(data, image_by_id)
+        # The COCO index (and so COCOeval's ground truth) holds the checked annotations only: a
+        # skipped one would otherwise be decoded there and fail, or count as a miss it never learnt.
+        checked = {id(ann) for anns in self._annotations.values() for ann in anns}
+        self.coco = coco_from_dict({**data, "annotations": [a for a in data["annotations"] if id(a) in checked]})
         if include_empty is None:
             include_empty = not augment
         self.ids = [i for i in sorted(image_by_id)
@@ -235,6 +298,11 @@ class CocoDataset(torch.utils.data.Dataset):
             if problem:
                 report.skip(problem, ann["id"])
                 continue
+            if not (isinstance(ann.get("area"), (int, float)) and np.isfinite(ann["area"]) and ann["area"] >= 0):
+                # COCOeval sorts objects into small/medium/large by this field and fails without it.
+                rle = mask_utils.frPyObjects(ann["segmentation"], height, width)
+                ann["area"] = float(np.sum(mask_utils.area(rle)))
+                report.repair("no valid 'area': taken from the mask", ann["id"])
             usable[ann["image_id"]].append(ann)
             counts[self.class_names[self._label_of[ann["category_id"]]]] += 1
             report.crowd_annotations += int(bool(ann.get("iscrowd", 0)))
