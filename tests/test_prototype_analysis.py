@@ -6,6 +6,7 @@ import torch
 import yolact_edu as ye
 from yolact_edu.data import CocoDataset, make_shapes
 from yolact_edu.experiments import fresh_run_dir, prototype_ablation
+from yolact_edu.output_folder import LEDGER, OutputFolder
 from yolact_edu.pretrained import tiny_shapes_model
 from yolact_edu.prototype_analysis import mask_agreement, property_maps, prototype_properties, reassemble
 from yolact_edu.viz import sample_image
@@ -48,15 +49,18 @@ def test_reassemble_reproduces_and_signs_matter():
 
 def test_fresh_run_dir_clears_runs_only(tmp_path):
     run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
-    (run / "log.csv").write_text("iteration\n")
-    assert fresh_run_dir(run) == run and list(run.iterdir()) == []
+    earlier = OutputFolder(run)                        # what an earlier run wrote, through its ledger
+    earlier.write_text("log.csv", "iteration\n")
+    earlier.write_bytes("checkpoints/yolact_tiny_0000010.pth", b"weights")
+    assert fresh_run_dir(run) == run
+    assert [p.name for p in run.iterdir()] == [LEDGER]
     other = tmp_path / "mine"
     other.mkdir()
     (other / "thesis.tex").write_text("keep me")
-    with pytest.raises(ValueError, match="does not look like a training run"):
+    (other / "log.csv").write_text("my own log")       # named like a run's file, but not written by one
+    with pytest.raises(ValueError, match="holds files no yolact_edu run wrote"):
         fresh_run_dir(other)
-    assert (other / "thesis.tex").read_text() == "keep me"
+    assert (other / "thesis.tex").read_text() == "keep me" and (other / "log.csv").read_text() == "my own log"
 
 
 def test_prototype_ablation_trains_each_k(tmp_path):

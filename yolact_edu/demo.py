@@ -9,32 +9,36 @@ val image, the loss curve and ``metrics.json``.
 """
 from __future__ import annotations
 
+import io
 import json
-import shutil
 import time
 from pathlib import Path
 
 import torch
 
-from .atomic_write import write_atomically
 from .config import get_config
 from .data import CocoDataset, SSDAugmentation, make_shapes
 from .distributed import default_device
 from .evaluate import evaluate
 from .model import Yolact
+from .output_folder import OutputFolder
 from .train import Trainer, read_log
-from .viz import draw_detections, plot_loss_curves, prototype_grid, write_image
+from .viz import draw_detections, encode_image, plot_loss_curves, prototype_grid
 
 # Full demo: iterations of yolact_tiny at its batch size. Quick: enough to exercise every step.
 FULL_ITERATIONS = None          # None: the config's own max_iter
 QUICK_ITERATIONS = 40
 QUICK_VAL_IMAGES = 20
+CHECKPOINT = "yolact_tiny_shapes.pth"
 
 
 def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data/shapes", *,
              quick: bool = False, max_iter: int | None = None, device: str | torch.device | None = None,
-             seed: int = 0, num_drawn: int = 8, progress: bool = True) -> dict:
-    """Train, evaluate and draw; returns the metrics dict also written to ``metrics.json``."""
+             seed: int = 0, num_drawn: int = 8, progress: bool = True, force: bool = False) -> dict:
+    """Train, evaluate and draw; returns the metrics dict also written to ``metrics.json``.
+
+    Files in ``out_dir`` that an earlier demo wrote are replaced; a file of the user's in the way
+    stops it before training (:class:`~yolact_edu.output_folder.OutputConflict`) unless ``force``."""
     start = time.perf_counter()
     out_dir, data_root = Path(out_dir), Path(data_root)
     device = torch.device(device) if device is not None else default_device()
@@ -49,11 +53,17 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
     cfg = cfg.replace(num_classes=train_set.num_classes, class_names=train_set.class_names)
     if max_iter is None:
         max_iter = QUICK_ITERATIONS if quick else FULL_ITERATIONS
+    # Every output name is checked before training, so a file of the user's stops the demo at once,
+    # not after minutes of training.
+    outputs = OutputFolder(out_dir, force=force)
+    drawn_names = [f"detections/{Path(str(val_set.image_info(i)['file_name'])).stem}.png"
+                   for i in range(min(num_drawn, len(val_set)))]
+    outputs.check([CHECKPOINT, "prototypes.png", "loss_curve.png", "metrics.json", *drawn_names])
     torch.manual_seed(seed)
     model = Yolact(cfg)
     run_dir = out_dir / "train"
-    if run_dir.exists():
-        shutil.rmtree(run_dir)               # a demo starts afresh; `yolact-edu train` resumes
+    OutputFolder(run_dir).clear()            # a demo starts afresh (`yolact-edu train` resumes): the
+                                             # earlier demo's files go, anything else there stays
     print(f"training {cfg.name} on {len(train_set)} synthetic images ({device}); "
           f"Ctrl+C stops early and still evaluates")
     trainer = Trainer(model, train_set, out_dir=run_dir, max_iter=max_iter, device=device, seed=seed,
@@ -65,11 +75,10 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
     val_images = QUICK_VAL_IMAGES if quick else None
     result = evaluate(trainer.model, val_set, max_images=val_images, progress=progress, verbose=False)
     model = trainer.model.eval()
-    checkpoint = out_dir / "yolact_tiny_shapes.pth"
-    shutil.copyfile(summary["checkpoint"], checkpoint)
-    drawn = _draw_val_detections(model, val_set, out_dir / "detections", num_drawn)
-    write_image(out_dir / "prototypes.png", prototype_grid(_prototypes(model, val_set, 0)))
-    _save_loss_curve(run_dir / "log.csv", out_dir / "loss_curve.png")
+    checkpoint = outputs.write_bytes(CHECKPOINT, Path(summary["checkpoint"]).read_bytes(), fsync=True)
+    drawn = _draw_val_detections(model, val_set, outputs, drawn_names)
+    outputs.write_bytes("prototypes.png", encode_image(prototype_grid(_prototypes(model, val_set, 0))))
+    _save_loss_curve(run_dir / "log.csv", outputs, "loss_curve.png")
 
     metrics = {"config": cfg.name, "device": str(device), "quick": quick,
                "iterations": summary["iteration"], "interrupted": summary["interrupted"],
@@ -80,7 +89,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
                "mask_AP75": result["segm"]["AP75"], "bbox": result["bbox"], "segm": result["segm"],
                "checkpoint": str(checkpoint), "drawn": [str(p) for p in drawn],
                "total_seconds": round(time.perf_counter() - start, 1)}
-    write_atomically(out_dir / "metrics.json", json.dumps(metrics, indent=1), fsync=False)
+    outputs.write_text("metrics.json", json.dumps(metrics, indent=1))
     print(f"box AP {metrics['box_AP']:.3f} (AP50 {metrics['box_AP50']:.3f}), "
           f"mask AP {metrics['mask_AP']:.3f} (AP50 {metrics['mask_AP50']:.3f}) "
           f"on {metrics['val_images']} val images; {metrics['total_seconds']:.0f} s in all")
@@ -89,16 +98,16 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
     return metrics
 
 
-def _draw_val_detections(model, dataset, folder: Path, count: int, score_threshold: float = 0.3) -> list[Path]:
+def _draw_val_detections(model, dataset, outputs: OutputFolder, names: list[str],
+                         score_threshold: float = 0.3) -> list[Path]:
     written = []
-    for index in range(min(count, len(dataset))):
+    for index, name in enumerate(names):
         image = dataset.load_image(index)
         if image is None:
             continue
         with torch.no_grad():
             detections = model.predict(image).cpu().filter(score_threshold)
-        name = Path(str(dataset.image_info(index)["file_name"])).stem + ".png"
-        written.append(write_image(folder / name, draw_detections(image, detections)))
+        written.append(outputs.write_bytes(name, encode_image(draw_detections(image, detections))))
     return written
 
 
@@ -108,7 +117,7 @@ def _prototypes(model, dataset, index: int) -> torch.Tensor:
         return model(model.preprocess(image))["proto"][0]
 
 
-def _save_loss_curve(log_path: Path, png: Path) -> None:
+def _save_loss_curve(log_path: Path, outputs: OutputFolder, name: str) -> None:
     import matplotlib
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -119,8 +128,10 @@ def _save_loss_curve(log_path: Path, png: Path) -> None:
     ax = plot_loss_curves(log)
     ax.set_title("yolact_tiny on the shapes set")
     ax.figure.tight_layout()
-    ax.figure.savefig(png, dpi=100)
+    buffer = io.BytesIO()
+    ax.figure.savefig(buffer, format="png", dpi=100)
     plt.close(ax.figure)
+    outputs.write_bytes(name, buffer.getvalue())
 
 
 __all__ = ["run_demo"]

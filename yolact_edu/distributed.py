@@ -65,6 +65,15 @@ def all_finite(value: torch.Tensor) -> bool:
     return bool(finite.item() > 0)
 
 
+def any_true(flag: bool, device: torch.device) -> bool:
+    """True if ``flag`` is True in any process (e.g. "stop now", so that all stop at one step)."""
+    if not is_distributed():
+        return bool(flag)
+    tensor = torch.tensor([float(flag)], device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item() > 0)
+
+
 def mean(value: float, device: torch.device) -> float:
     """Average a Python number over processes (for logs)."""
     if not is_distributed():
@@ -85,4 +94,4 @@ def cleanup() -> None:
 
 
 __all__ = ["init_from_env", "is_distributed", "rank", "world_size", "default_device", "wrap",
-           "all_finite", "mean", "barrier", "cleanup"]
+           "all_finite", "any_true", "mean", "barrier", "cleanup"]

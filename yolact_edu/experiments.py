@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -16,22 +15,21 @@ import torch
 
 from .evaluate import evaluate
 from .model import Yolact
+from .output_folder import LEDGER, OutputFolder
 from .train import Trainer
-
-RUN_FILES = ("log.csv", "summary.json", "checkpoints")
 
 
 def fresh_run_dir(out_dir: str | os.PathLike) -> Path:
-    """``out_dir``, emptied if it holds an earlier training run (and nothing else is touched:
-    a folder with other files in it is refused rather than deleted)."""
+    """``out_dir`` with an earlier training run's files removed (those its ledger lists: see
+    :mod:`yolact_edu.output_folder`); anything else in it is left alone, and refused rather than
+    deleted when it would be in the new run's way."""
     out_dir = Path(out_dir)
-    if out_dir.exists():
-        entries = {p.name for p in out_dir.iterdir()}
-        if entries and not entries & set(RUN_FILES):
-            raise ValueError(f"{out_dir} is not empty and does not look like a training run "
-                             f"({', '.join(sorted(entries)[:5])}); choose another folder")
-        shutil.rmtree(out_dir)
-    out_dir.mkdir(parents=True)
+    OutputFolder(out_dir).clear()
+    leftovers = sorted(p.name for p in out_dir.iterdir() if p.name != LEDGER) if out_dir.is_dir() else []
+    if leftovers:
+        raise ValueError(f"{out_dir} holds files no yolact_edu run wrote ({', '.join(leftovers[:5])}); "
+                         "choose another folder")
+    out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
 
 

@@ -21,12 +21,17 @@ sum of the parts -> backward -> optimiser step. Around it:
 """
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
+from numbers import Integral
 from pathlib import Path
 
 import torch
@@ -34,15 +39,31 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed
-from .atomic_write import write_atomically
-from .checkpoint import checkpoint_name, latest_checkpoint, prune_checkpoints, read_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
 from .config import config_from_dict
 from .data.coco import collate
 from .loss import YolactLoss
+from .output_folder import OutputFolder
 from .sampling import EpochSampler, SeededDataset
 from .schedule import recipe_for
 
 LOSS_COLUMNS = ("box", "conf", "mask", "segm", "maskiou", "total")   # shown on the progress bar
+STOP_SIGNALS = ("SIGINT", "SIGTERM")    # Ctrl+C; timeout, Slurm, docker stop
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}   # the shell's 128 + signal number
+
+
+def _check_count(name: str, value, least: int, optional: bool = False) -> None:
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+        raise ValueError(f"{name} must be a whole number >= {least}{' (or None)' if optional else ''}, got {value!r}")
+
+
+def _ignore_stop_signals(_worker_id: int) -> None:
+    # DataLoader workers share the terminal's process group, so Ctrl+C reaches them too; the main
+    # process decides when to stop (at a step boundary) and shuts them down itself.
+    for name in STOP_SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def freeze_batchnorm(module: nn.Module) -> None:
@@ -88,6 +109,14 @@ class Trainer:
                  tensorboard: bool = False, progress: bool = True, resume: str | os.PathLike | None = None,
                  callbacks: list[Callable] | tuple = (), category_ids=None):
         self.cfg = cfg = model.cfg
+        for name, value, least, optional in (
+                ("batch_size", batch_size, 1, True), ("max_iter", max_iter, 1, True),
+                ("checkpoint_every", checkpoint_every, 1, False), ("keep_checkpoints", keep_checkpoints, 1, False),
+                ("val_every", val_every, 1, True), ("val_max_images", val_max_images, 1, True),
+                ("log_every", log_every, 1, False), ("num_workers", num_workers, 0, False)):
+            _check_count(name, value, least, optional)
+        if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+            raise ValueError(f"lr must be a finite number > 0 (or None for the recipe's), got {lr!r}")
         num_classes = getattr(train_dataset, "num_classes", cfg.num_classes)
         if num_classes != cfg.num_classes:
             raise ValueError(f"the model predicts {cfg.num_classes} classes but the training set has "
@@ -100,6 +129,10 @@ class Trainer:
         self.max_iter = self.schedule.max_iter
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
+        # Files the run writes; the ledger lets a resumed run replace them, never the user's files.
+        self.outputs = OutputFolder(self.out_dir, hint="it is kept")
+        if self.is_main:
+            self.outputs.check(["log.csv", "summary.json", "validation.json"])
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints
         self.val_dataset, self.val_every, self.val_max_images = val_dataset, val_every, val_max_images
         self.log_every, self.progress = log_every, progress and self.is_main
@@ -125,7 +158,7 @@ class Trainer:
             SeededDataset(train_dataset), batch_size=self.batch_size, sampler=self.sampler,
             collate_fn=collate, num_workers=num_workers, drop_last=True,
             generator=torch.Generator(),          # keeps the DataLoader off the global RNG
-            persistent_workers=False)
+            worker_init_fn=_ignore_stop_signals if num_workers else None, persistent_workers=False)
         self.batches_per_epoch = self.sampler.per_rank() // self.batch_size
         if self.batches_per_epoch < 1:
             raise ValueError(f"the training set has {len(train_dataset)} images, fewer than one batch of "
@@ -135,6 +168,7 @@ class Trainer:
         self.skipped_steps = 0
         self.validations: list[dict] = []
         self._stop = False
+        self._signal: str | None = None        # the name of a stop signal received during run()
         self._writer = None
         if tensorboard and self.is_main:
             try:
@@ -179,10 +213,12 @@ class Trainer:
 
     def save(self) -> Path:
         """Write a checkpoint for the current iteration (main process only); prune old ones."""
-        path = self.checkpoint_dir / checkpoint_name(self.cfg, self.iteration)
+        name = f"checkpoints/{checkpoint_name(self.cfg, self.iteration)}"
+        path = self.out_dir / name
         if self.is_main:
-            save_checkpoint(path, self.model, category_ids=self.category_ids, **self.state())
-            prune_checkpoints(self.checkpoint_dir, self.keep_checkpoints)
+            save_checkpoint(self.outputs.path(name), self.model, category_ids=self.category_ids, **self.state())
+            for old in list_checkpoints(self.checkpoint_dir)[:-self.keep_checkpoints]:
+                self.outputs.remove(f"checkpoints/{old.name}")      # a file not in the ledger stays
             self._emit("checkpoint", {"path": str(path), "iteration": self.iteration})
         return path
 
@@ -224,6 +260,40 @@ class Trainer:
         """Finish the current step, write a checkpoint and return from :meth:`run`."""
         self._stop = True
 
+    @contextlib.contextmanager
+    def _stop_on_signals(self):
+        """While training, SIGINT (Ctrl+C) and SIGTERM (``timeout``, Slurm, ``docker stop``) only
+        ask to stop: the loop ends at the next step boundary and writes a checkpoint, so weights,
+        optimiser, iteration counter and data position always agree and the run resumes exactly.
+        A second signal of the same kind acts at once (Ctrl+C twice: quit without a checkpoint).
+        Signal handlers exist only in the main thread; elsewhere (a notebook widget's training
+        thread) :meth:`request_stop` is the way to stop."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {}
+
+        def ask_to_stop(signum, _frame):
+            self._signal = signal.Signals(signum).name
+            signal.signal(signum, previous[signum])
+            if self.is_main:
+                tqdm.write(f"\n{self._signal}: stopping after this step with a checkpoint "
+                           f"(send it again to quit at once, without one)")
+
+        for name in STOP_SIGNALS:
+            number = getattr(signal, name)
+            previous[number] = signal.signal(number, ask_to_stop)
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+    def _should_stop(self) -> bool:
+        """Whether to end the loop now; under DDP every process gets the same answer (one process
+        stopping alone would leave the others waiting for its gradients)."""
+        return distributed.any_true(self._stop or self._signal is not None, self.device)
+
     def _emit(self, event: str, info: dict) -> None:
         for callback in self.callbacks:
             callback(event, info)
@@ -257,63 +327,75 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> dict:
-        """Train until ``max_iter`` (or a stop request / Ctrl+C); returns a summary dict."""
-        log = TrainingLog(self.out_dir / "log.csv", self.iteration) if self.is_main else None
+        """Train until ``max_iter`` (or a stop request, Ctrl+C or SIGTERM); returns a summary dict
+        ("interrupted" is True and "signal" names it when a signal stopped the run)."""
+        log = TrainingLog(self.outputs, "log.csv", self.iteration) if self.is_main else None
         bar = tqdm(total=self.max_iter, initial=self.iteration, desc=f"train {self.cfg.name}",
                    unit="it", disable=not self.progress, dynamic_ncols=True)
-        window: list[dict] = []
-        window_start, images_seen = time.perf_counter(), 0
-        interrupted = False
+        self._signal = None
         self._set_train_mode()
         try:
-            while self.iteration < self.max_iter and not self._stop:
-                self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.batch_size)
-                for images, targets in self.loader:
-                    parts = self.step(images, targets)
-                    self.iteration += 1
-                    self.batch_in_epoch += 1
-                    images_seen += len(images) * self.world_size
-                    if parts is not None:
-                        window.append(parts)
-                    if self.iteration % self.log_every == 0 or self.iteration == self.max_iter:
-                        elapsed = time.perf_counter() - window_start
-                        row = self._log_row(window, images_seen / max(elapsed, 1e-9))
-                        window, window_start, images_seen = [], time.perf_counter(), 0
-                        if log is not None:
-                            log.write(row)
-                            self._tensorboard(row)
-                        bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k in LOSS_COLUMNS}
-                                        | {"img/s": f"{row['images_per_second']:.1f}"})
-                        self._emit("log", row)
-                    bar.update(1)
-                    if self.batch_in_epoch >= self.batches_per_epoch:
-                        self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                    if self.iteration % self.checkpoint_every == 0 and self.iteration < self.max_iter:
-                        self.save()
-                    if self.val_every and self.iteration % self.val_every == 0 and self.iteration < self.max_iter:
-                        self.validate()
-                    if self.iteration >= self.max_iter or self._stop:
-                        break
+            with self._stop_on_signals():
+                self._loop(log, bar)
         except KeyboardInterrupt:
-            interrupted = True
+            # Only a second Ctrl+C gets here, possibly in the middle of a step: a checkpoint now
+            # could pair new weights with an old iteration count, so none is written.
             if self.is_main:
-                print(f"\ninterrupted at iteration {self.iteration}; writing a checkpoint to resume from")
+                print(f"\nquit at iteration {self.iteration} without a checkpoint; --resume auto continues "
+                      "from the last one")
+            raise
         finally:
             bar.close()
+        interrupted = self._signal is not None
+        if interrupted and self.is_main:
+            print(f"\n{self._signal} at iteration {self.iteration}; writing a checkpoint to resume from")
         path = self.save()
         if self.val_dataset is not None and not interrupted and not self._stop:
             self.validate()
         if self._writer is not None:
             self._writer.close()
         summary = {"iteration": self.iteration, "max_iter": self.max_iter, "checkpoint": str(path),
-                   "skipped_steps": self.skipped_steps, "interrupted": interrupted, "stopped": self._stop,
-                   "validation": self.validations[-1] if self.validations else None}
+                   "skipped_steps": self.skipped_steps, "interrupted": interrupted, "signal": self._signal,
+                   "stopped": self._stop, "validation": self.validations[-1] if self.validations else None}
         if self.is_main:
-            write_atomically(self.out_dir / "summary.json", json.dumps(summary, indent=1), fsync=False)
+            self.outputs.write_text("summary.json", json.dumps(summary, indent=1))
             if self.skipped_steps:
                 print(f"note: {self.skipped_steps} step(s) had a non-finite loss and were skipped")
         self._stop = False
         return summary
+
+    def _loop(self, log: TrainingLog | None, bar) -> None:
+        """The iterations themselves; a stop is only ever honoured between two of them."""
+        window: list[dict] = []
+        window_start, images_seen = time.perf_counter(), 0
+        while self.iteration < self.max_iter and not self._should_stop():
+            self.sampler.set_epoch(self.epoch, self.batch_in_epoch * self.batch_size)
+            for images, targets in self.loader:
+                parts = self.step(images, targets)
+                self.iteration += 1
+                self.batch_in_epoch += 1
+                images_seen += len(images) * self.world_size
+                if parts is not None:
+                    window.append(parts)
+                if self.iteration % self.log_every == 0 or self.iteration == self.max_iter:
+                    elapsed = time.perf_counter() - window_start
+                    row = self._log_row(window, images_seen / max(elapsed, 1e-9))
+                    window, window_start, images_seen = [], time.perf_counter(), 0
+                    if log is not None:
+                        log.write(row)
+                        self._tensorboard(row)
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k in LOSS_COLUMNS}
+                                    | {"img/s": f"{row['images_per_second']:.1f}"})
+                    self._emit("log", row)
+                bar.update(1)
+                if self.batch_in_epoch >= self.batches_per_epoch:
+                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                if self.iteration % self.checkpoint_every == 0 and self.iteration < self.max_iter:
+                    self.save()
+                if self.val_every and self.iteration % self.val_every == 0 and self.iteration < self.max_iter:
+                    self.validate()
+                if self.iteration >= self.max_iter or self._should_stop():
+                    return
 
     def _log_row(self, window: list[dict], images_per_second: float) -> dict:
         row = {"iteration": self.iteration, "epoch": self.epoch, "lr": self.schedule(self.iteration - 1)}
@@ -342,7 +424,7 @@ class Trainer:
                        "box_AP50": result["bbox"]["AP50"], "mask_AP": result["segm"]["AP"],
                        "mask_AP50": result["segm"]["AP50"], "num_images": result["num_images"]}
             self.validations.append(metrics)
-            write_atomically(self.out_dir / "validation.json", json.dumps(self.validations, indent=1), fsync=False)
+            self.outputs.write_text("validation.json", json.dumps(self.validations, indent=1))
             if self._writer is not None:
                 for key in ("box_AP", "mask_AP"):
                     self._writer.add_scalar(f"val/{key}", metrics[key], self.iteration)
@@ -355,26 +437,28 @@ class Trainer:
 
 
 class TrainingLog:
-    """``log.csv``: one row per logging window. On resume, rows after the resumed iteration (written
-    by the interrupted run after its last checkpoint) are dropped so the log matches the weights."""
+    """``log.csv`` in an :class:`~yolact_edu.output_folder.OutputFolder`: one row per logging window.
+    On resume, rows after the resumed iteration (written by the interrupted run after its last
+    checkpoint) are dropped so the log matches the weights."""
 
-    def __init__(self, path: Path, start_iteration: int):
-        self.path = path
+    def __init__(self, folder: OutputFolder, name: str, start_iteration: int):
+        self.path = folder.root / name
         self.fields: list[str] | None = None
         kept: list[dict] = []
-        if path.is_file() and start_iteration > 0:
-            with open(path, newline="") as fh:
+        if self.path.is_file() and start_iteration > 0 and folder.owns(name):
+            with open(self.path, newline="") as fh:
                 kept = [r for r in csv.DictReader(fh) if int(r["iteration"]) <= start_iteration]
             self.fields = list(kept[0]) if kept else None
-        path.parent.mkdir(parents=True, exist_ok=True)
+        self._folder, self._name = folder, name
         self._rewrite(kept)
 
     def _rewrite(self, rows: list[dict]) -> None:
-        with open(self.path, "w", newline="") as fh:
-            if self.fields:
-                writer = csv.DictWriter(fh, self.fields)
-                writer.writeheader()
-                writer.writerows(rows)
+        text = io.StringIO()
+        if self.fields:
+            writer = csv.DictWriter(text, self.fields)
+            writer.writeheader()
+            writer.writerows(rows)
+        self._folder.write_text(self._name, text.getvalue())
 
     def write(self, row: dict) -> None:
         row = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
