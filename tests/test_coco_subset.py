@@ -321,9 +321,8 @@ def test_annotation_archive_is_extracted_once(server, tmp_path):
     assert download_coco_annotations(dest, url, progress=False) == ann_dir
     assert server.paths == [ARCHIVE]  # neither downloaded nor extracted again
 
-    # An extraction cut short: no marker, a file missing, a stale staging folder.
-    # The next call extracts again from the archive it already has.
-    next(dest.glob(".*.extracted")).unlink()
+    # An extraction cut short (the marker is written before the first file moves into place):
+    # a file missing, a stale staging folder. The next call extracts again from the archive it has.
     (ann_dir / "captions_val2017.json").unlink()
     (dest / ".annotations_trainval2017.zip.extract-stale").mkdir()
     assert download_coco_annotations(dest, url, progress=False) == ann_dir
@@ -333,6 +332,18 @@ def test_annotation_archive_is_extracted_once(server, tmp_path):
 
     with pytest.raises(FileNotFoundError, match=r"instances_train2017\.json.*instances_val2017\.json"):
         annotations_file(ann_dir, "train2017")
+
+
+def test_extraction_never_replaces_the_users_own_annotation_files(server, tmp_path):
+    server.files[ARCHIVE] = make_zip(tmp_path / "made.zip", GOOD_MEMBERS)
+    dest = tmp_path / "coco"
+    (dest / "annotations").mkdir(parents=True)
+    mine = dest / "annotations" / "instances_val2017.json"
+    mine.write_text("my own edited annotations")
+    with pytest.raises(FileExistsError, match=r"instances_val2017\.json exists and was not extracted"):
+        download_coco_annotations(dest, server.base + ARCHIVE, progress=False)
+    assert mine.read_text() == "my own edited annotations"
+    assert sorted(p.name for p in (dest / "annotations").iterdir()) == ["instances_val2017.json"]
 
 
 def symlink_member(name: str) -> zipfile.ZipInfo:
@@ -347,13 +358,15 @@ def symlink_member(name: str) -> zipfile.ZipInfo:
     [
         ("../evil.txt", "'..'"),
         ("annotations/../../evil.txt", "'..'"),
-        ("/tmp/yolact_edu_evil.txt", "absolute"),
+        ("ABSOLUTE_IN_TMP_PATH", "absolute"),
         ("C:/evil.txt", "absolute"),
         ("\\evil.txt", "absolute"),
         (symlink_member("annotations/link.json"), "symbolic link"),
     ],
 )
 def test_unsafe_archive_members_are_refused(server, tmp_path, bad, why):
+    outside = tmp_path / "outside" / "evil.txt"       # an absolute member aimed inside this test's folder
+    bad = str(outside) if bad == "ABSOLUTE_IN_TMP_PATH" else bad
     # The unsafe member comes last: the safe ones before it must not be extracted either.
     server.files[ARCHIVE] = make_zip(tmp_path / "made.zip", [*GOOD_MEMBERS, (bad, b"/etc/passwd")])
     dest = tmp_path / "root" / "coco"
@@ -363,7 +376,7 @@ def test_unsafe_archive_members_are_refused(server, tmp_path, bad, why):
         download_coco_annotations(dest, server.base + ARCHIVE, progress=False)
     assert repr(name) in str(info.value)
     assert tree(tmp_path) - before == {"root", "root/coco", "root/coco/annotations_trainval2017.zip"}
-    assert not Path("/tmp/yolact_edu_evil.txt").exists()
+    assert not outside.exists()
 
 
 def test_corrupt_archive_is_not_kept(server, tmp_path):

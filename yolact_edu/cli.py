@@ -13,18 +13,17 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
-from . import cli_train, cli_video
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-
-
-def _formatter(prog):
-    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+from . import cli_predict, cli_train, cli_video
+from .cli_common import (
+    debug_requested,
+    describe_error,
+    non_negative_int,
+    positive_int,
+)
+from .cli_common import formatter as _formatter
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,21 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="yolact-edu", formatter_class=_formatter,
         description="Learn, run and retrain YOLACT / YOLACT++ real-time instance segmentation.",
         epilog="examples:\n  yolact-edu demo\n  yolact-edu predict\n  yolact-edu weights list\n  yolact-edu configs\n"
-               "run 'yolact-edu COMMAND --help' for the options of a command.")
+               "run 'yolact-edu COMMAND --help' for the options of a command; errors are one line, "
+               "add --debug anywhere for the traceback.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    predict = sub.add_parser(
-        "predict", help="segment images and write annotated PNGs + a detections JSON",
-        formatter_class=_formatter,
-        description="Run a model on images (files or folders) and draw the detections.",
-        epilog="examples:\n"
-               "  yolact-edu predict                                  # bundled sample, untrained model\n"
-               "  yolact-edu predict street.jpg --weights weights/yolact_base_54_800000.pth\n"
-               "  yolact-edu predict photos/ --weights yolact_resnet50_54_800000.pth "
-               "--score-threshold 0.3 --output out/")
-    predict.add_argument("inputs", nargs="*", help="image files or folders (default: the bundled sample)")
-    predict.add_argument("--output", default="outputs/predict", help="output folder (default: %(default)s)")
-    add_inference_options(predict)
+    cli_predict.add_parser(sub)
 
     weights = sub.add_parser("weights", help="list or download the official checkpoints",
                              formatter_class=_formatter,
@@ -64,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
                                         "~/.cache/yolact_edu/weights)")
     download.add_argument("--base-url", help="mirror serving the files as BASE_URL/FILE_NAME")
     download.add_argument("--force", action="store_true", help="download again even if present")
-    download.add_argument("--retries", type=int, default=3)
+    download.add_argument("--retries", type=non_negative_int, default=3)
 
     sub.add_parser("configs", help="list the model configurations")
     _add_data_parser(sub)
@@ -86,9 +76,9 @@ def _add_data_parser(sub) -> None:
                              epilog="examples:\n  yolact-edu data shapes\n"
                                     "  yolact-edu data shapes --root data/shapes_s1 --seed 1 --num-train 200")
     shapes.add_argument("--root", default="data/shapes", help="output folder (default: %(default)s)")
-    shapes.add_argument("--num-train", type=int, default=600, help="training images (default: %(default)s)")
-    shapes.add_argument("--num-val", type=int, default=100, help="validation images (default: %(default)s)")
-    shapes.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    shapes.add_argument("--num-train", type=positive_int, default=600, help="training images (default: %(default)s)")
+    shapes.add_argument("--num-val", type=positive_int, default=100, help="validation images (default: %(default)s)")
+    shapes.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
     shapes.add_argument("--force", action="store_true", help="regenerate even if a complete set is there")
 
     subset = dsub.add_parser(
@@ -108,12 +98,12 @@ def _add_data_parser(sub) -> None:
                         help="download and safely extract the official 2017 annotations archive into DIR")
     subset.add_argument("--split", default="val2017", help="split, with --download-annotations (default: %(default)s)")
     subset.add_argument("--categories", nargs="+", help="category names or ids (default: all)")
-    subset.add_argument("--max-images", type=int, default=100, help="default: %(default)s")
-    subset.add_argument("--seed", type=int, default=0, help="default: %(default)s")
+    subset.add_argument("--max-images", type=positive_int, default=100, help="default: %(default)s")
+    subset.add_argument("--seed", type=non_negative_int, default=0, help="default: %(default)s")
     subset.add_argument("--images-from", help="local folder with the COCO images (else download them)")
     subset.add_argument("--output", default="data/coco_subset", help="default: %(default)s")
-    subset.add_argument("--workers", type=int, default=8, help="parallel downloads (default: %(default)s)")
-    subset.add_argument("--retries", type=int, default=3, help="default: %(default)s")
+    subset.add_argument("--workers", type=positive_int, default=8, help="parallel downloads (default: %(default)s)")
+    subset.add_argument("--retries", type=non_negative_int, default=3, help="default: %(default)s")
 
     show = dsub.add_parser("show", help="draw the ground truth of some images (look before you train)",
                            formatter_class=_formatter,
@@ -121,100 +111,14 @@ def _add_data_parser(sub) -> None:
                                   "--count 4 --output outputs/annotations")
     show.add_argument("annotations", help="instances JSON")
     show.add_argument("images", help="folder of the images")
-    show.add_argument("--first", type=int, default=0, help="index of the first image (default: %(default)s)")
-    show.add_argument("--count", type=int, default=4, help="how many images (default: %(default)s)")
+    show.add_argument("--first", type=non_negative_int, default=0,
+                      help="index of the first image (default: %(default)s)")
+    show.add_argument("--count", type=positive_int, default=4, help="how many images (default: %(default)s)")
     show.add_argument("--output", default="outputs/annotations", help="default: %(default)s")
-
-
-def _collect_images(inputs: list[str]) -> list[Path]:
-    paths: list[Path] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                raise SystemExit(f"error: no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
-            paths += found
-        elif path.is_file():
-            paths.append(path)
-        else:
-            raise SystemExit(f"error: no such file or folder: {path}")
-    return paths
-
-
-def _device(name: str):
-    import torch
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def add_inference_options(parser: argparse.ArgumentParser) -> None:
-    """The model and drawing options that ``predict`` and ``video`` share."""
-    parser.add_argument("--weights", help="checkpoint (.pth, yolact_edu or official); without it a "
-                                          "randomly initialised model is used")
-    parser.add_argument("--config", help="config name (default: from the weights, else yolact_tiny)")
-    parser.add_argument("--score-threshold", type=float, default=None,
-                        help="hide detections scoring below this (default 0.15; 0 without weights)")
-    parser.add_argument("--top-k", type=int, default=15, help="draw at most this many (default: %(default)s)")
-    parser.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random model (default: %(default)s)")
-
-
-def inference_model(args):
-    """The model the options of :func:`add_inference_options` ask for, on its device, with the
-    score threshold to draw at and extra ``detect`` keywords: (model, threshold, detect_kwargs)."""
-    import torch
-
-    from . import Yolact, get_config
-    from .checkpoint import load_model
-
-    device = _device(args.device)
-    if args.weights:
-        model = load_model(args.weights, config=args.config, device=device)
-        return model, 0.15 if args.score_threshold is None else args.score_threshold, {}
-    # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual 0.05
-    # candidate threshold; lower it so the picture still shows the pipeline's output.
-    torch.manual_seed(args.seed)
-    model = Yolact(get_config(args.config or "yolact_tiny")).eval().to(device)
-    print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
-          f"(seed {args.seed}); its detections are meaningless until it is trained")
-    return model, 0.0 if args.score_threshold is None else args.score_threshold, {"conf_threshold": 0.0}
-
-
-def cmd_predict(args) -> int:
-    import numpy as np
-    from pycocotools import mask as mask_utils
-
-    from .viz import draw_detections, read_image, sample_image, write_image
-
-    model, threshold, detect_kwargs = inference_model(args)
-    detect_kwargs["nms"] = args.nms
-    images = ([(p.name, read_image(p)) for p in _collect_images(args.inputs)] if args.inputs
-              else [("sample.jpg", sample_image())])
-    out_dir = Path(args.output)
-    records = []
-    for name, image in images:
-        start = time.perf_counter()
-        dets = model.predict(image, autocast=args.autocast, **detect_kwargs).cpu()
-        elapsed = time.perf_counter() - start
-        shown = dets.filter(threshold, args.top_k)
-        png = write_image(out_dir / (Path(name).stem + ".png"), draw_detections(image, shown))
-        print(f"{name}: {len(shown)} detections drawn ({len(dets)} in all) in "
-              f"{elapsed * 1000:.0f} ms -> {png}")
-        for i in range(len(shown)):
-            x1, y1, x2, y2 = shown.boxes[i].tolist()
-            rle = mask_utils.encode(np.asfortranarray(shown.masks[i].numpy().astype(np.uint8)))
-            records.append({"file_name": name, "label": int(shown.labels[i]),
-                            "category": shown.class_labels[i], "score": float(shown.scores[i]),
-                            "bbox": [x1, y1, x2 - x1, y2 - y1],
-                            "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
-    json_path = out_dir / "detections.json"
-    json_path.write_text(json.dumps(records, indent=1))
-    print(f"wrote {json_path}")
-    return 0
+    show.add_argument("--force", action="store_true",
+                      help="replace existing files that yolact-edu did not write (never the dataset's images)")
+    subset.add_argument("--force", action="store_true",
+                        help="replace an existing annotation file that yolact-edu did not write")
 
 
 def cmd_weights(args) -> int:
@@ -267,28 +171,57 @@ def cmd_data(args) -> int:
             annotations = annotations_file(folder, args.split)
         path = build_coco_subset(annotations, args.output, categories=args.categories,
                                  max_images=args.max_images, seed=args.seed, images_from=args.images_from,
-                                 workers=args.workers, retries=args.retries, split_name="subset")
+                                 workers=args.workers, retries=args.retries, split_name="subset",
+                                 force=args.force)
         print(f"wrote {path} (images in {Path(args.output) / 'images'})")
         return 0
+    return _show_annotations(args)
+
+
+def _show_annotations(args) -> int:
     from .data import CocoDataset
-    from .viz import draw_annotations, write_image
+    from .output_folder import OutputConflict, OutputFolder, is_inside
+    from .viz import draw_annotations, encode_image
+
+    if is_inside(args.output, args.images):
+        raise OutputConflict(f"--output {args.output} lies in the dataset's image folder {args.images}: the "
+                             "drawings would mix with (or replace) the images; choose another folder")
     dataset = CocoDataset(args.annotations, args.images)
-    for index in range(args.first, min(len(dataset), args.first + args.count)):
-        name = Path(str(dataset.image_info(index)["file_name"])).stem + ".png"
-        print(f"wrote {write_image(Path(args.output) / name, draw_annotations(dataset, index))}")
+    chosen = range(args.first, min(len(dataset), args.first + args.count))
+    if not chosen:
+        raise ValueError(f"--first {args.first} is past the last image ({len(dataset)} usable images in "
+                         f"{args.annotations})")
+    outputs = OutputFolder(args.output, force=args.force,
+                           protect=[dataset.image_dir / str(dataset.image_info(i)["file_name"]) for i in chosen])
+    names = {i: Path(str(dataset.image_info(i)["file_name"])).stem + ".png" for i in chosen}
+    outputs.check(names.values())
+    for index, name in names.items():
+        print(f"wrote {outputs.write_bytes(name, encode_image(draw_annotations(dataset, index)))}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status. Every error becomes one line on stderr
+    ("error: ..." naming the file and the cause); ``--debug`` (or $YOLACT_EDU_DEBUG=1) shows the
+    traceback instead."""
+    debug, argv = debug_requested(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
-    handlers = {"predict": cmd_predict, "weights": cmd_weights, "configs": cmd_configs, "data": cmd_data,
+    handlers = {"predict": cli_predict.run, "weights": cmd_weights, "configs": cmd_configs, "data": cmd_data,
                 "demo": cli_train.cmd_demo, "train": cli_train.cmd_train, "eval": cli_train.cmd_eval,
                 "video": cli_video.run}
     try:
         return handlers[args.command](args)
-    except (FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:            # the CLI boundary: nothing escapes as a raw traceback
+        if debug:
+            raise
+        known = isinstance(exc, (OSError, ValueError, KeyError, RuntimeError))
+        hint = "" if known else f" ({type(exc).__name__}; run with --debug for the traceback)"
+        print(f"error: {describe_error(exc)}{hint}", file=sys.stderr)
         return 1
 
 

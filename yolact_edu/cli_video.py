@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .cli_common import add_inference_options, formatter, inference_model, positive_int
+
 
 def default_output(source: str) -> Path:
     """outputs/video/<stem>_annotated.mp4 for a file, outputs/video/webcam<N>.mp4 for a webcam."""
@@ -19,10 +21,9 @@ def default_output(source: str) -> Path:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``video`` to ``subparsers`` (from ``ArgumentParser.add_subparsers``); returns it."""
-    from .cli import _formatter, add_inference_options  # lazy: cli imports this module to wire it in
     video = subparsers.add_parser(
         "video", help="segment a video file or a webcam stream into an annotated video",
-        formatter_class=_formatter,
+        formatter_class=formatter,
         description="Run a model on every frame of a video (or a webcam) and write the drawn "
                     "detections with a frames-per-second overlay. Ctrl+C stops and keeps the "
                     "frames done so far.",
@@ -35,21 +36,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     video.add_argument("--output", help="annotated video, .mp4 or .avi (default: "
                                         "outputs/video/<source>_annotated.mp4, webcam: "
                                         "outputs/video/webcam<N>.mp4)")
-    video.add_argument("--max-frames", type=int, help="stop after this many frames (default: all)")
+    video.add_argument("--max-frames", type=positive_int, help="stop after this many frames (default: all)")
     add_inference_options(video)
     return video
 
 
 def run(args) -> int:
     """Execute the parsed ``video`` command; returns the exit status."""
-    from .cli import inference_model
-    from .video import annotate_video
+    from .video import annotate_video, check_output
 
-    model, threshold, detect_kwargs = inference_model(args)
     output = Path(args.output) if args.output else default_output(args.source)
+    check_output(args.source, output, force=args.force)        # before the model is built
+    model, threshold, detect_kwargs = inference_model(args)
     stats = annotate_video(model, args.source, output, score_threshold=threshold, top_k=args.top_k,
                            nms=args.nms, autocast=args.autocast, max_frames=args.max_frames,
-                           **detect_kwargs)
+                           force=args.force, **detect_kwargs)
     stopped = " (stopped by Ctrl+C)" if stats["interrupted"] else ""
     print(f"{stats['frames']} frames in {stats['seconds']:.1f} s, {stats['fps']:.1f} FPS "
           f"(model + drawing){stopped} -> {stats['output']}")

@@ -74,7 +74,10 @@ def export_small(checkpoint: str | os.PathLike, out: str | os.PathLike, half: bo
     """Strip a training checkpoint to what inference needs (config, weights, category ids),
     optionally in float16 — how ``assets/yolact_tiny_shapes.pth`` was made from the demo's."""
     from .checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+    from .output_folder import same_file
 
+    if same_file(checkpoint, out):
+        raise ValueError(f"export_small would replace its input {checkpoint}; write to another file")
     meta = read_checkpoint(checkpoint)          # read once: weights, config and ids all come from it
     model = model_from_checkpoint(meta, str(checkpoint))
     if half:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +19,8 @@ import cv2
 import numpy as np
 from tqdm.auto import tqdm
 
+from .atomic_write import create_temporary
+from .output_folder import OutputFolder
 from .viz import draw_detections
 
 # OpenCV's bundled FFmpeg writes these without extra codecs installed.
@@ -93,10 +94,22 @@ def _output_fps(capture: cv2.VideoCapture, fallback: float | None) -> float:
     return float(fallback or DEFAULT_FPS)
 
 
+def check_output(source: str | int | os.PathLike, output: str | os.PathLike, *, force: bool = False) -> Path:
+    """Claim ``output`` for the annotated video (see :class:`~yolact_edu.output_folder.OutputFolder`):
+    :class:`~yolact_edu.output_folder.OutputConflict` if it is the source itself (compared as files:
+    another spelling or a hard link of the source counts) or, without ``force``, a file that
+    yolact_edu did not write. Returns the path; raises ValueError for a suffix it cannot write."""
+    output = Path(output)
+    fourcc_for(output)
+    protect = [] if is_webcam(source) else [Path(source)]
+    return OutputFolder(output.parent, force=force, protect=protect).path(output.name)
+
+
 def annotate_video(model, source: str | int | os.PathLike, output: str | os.PathLike, *,
                    score_threshold: float = 0.15, top_k: int | None = 15, nms: str = "fast",
                    autocast: str | None = None, max_frames: int | None = None,
-                   progress: bool = True, fps: float | None = None, **detect_kwargs) -> dict:
+                   progress: bool = True, fps: float | None = None, force: bool = False,
+                   **detect_kwargs) -> dict:
     """Run ``model`` on every frame of ``source`` and write the drawn detections to ``output``.
 
     model: a :class:`~yolact_edu.Yolact` (anything with ``predict(image_rgb, nms=, autocast=)``
@@ -107,14 +120,15 @@ def annotate_video(model, source: str | int | os.PathLike, output: str | os.Path
     max_frames: stop after this many frames (a webcam never ends on its own).
 
     Frames go to a temporary file beside ``output`` that takes its name at the end, so a
-    crash never leaves half a video under the final name. Ctrl+C is a normal way to stop
-    (a webcam): the frames done so far are kept as a valid video and the stats returned.
+    crash never leaves half a video under the final name (one left by ``kill -9`` is removed by
+    the next run, see :mod:`yolact_edu.atomic_write`). ``output`` is never the source, and a file
+    there that yolact_edu did not write is replaced only with ``force`` (:func:`check_output`).
+    Ctrl+C is a normal way to stop (a webcam): the frames done so far are kept as a valid video and the stats returned.
 
     Returns {"frames": int, "seconds": wall time, "fps": mean frames/s of model + drawing,
     "output": Path (None if interrupted before the first frame), "interrupted": bool}.
     """
-    output = Path(output)
-    fourcc_for(output)                      # a bad suffix fails before any work
+    output = check_output(source, output, force=force)      # before any work
     capture = open_source(source)
     name = f"webcam {int(source)}" if is_webcam(source) else str(source)
     out_fps = _output_fps(capture, fps)
@@ -122,11 +136,7 @@ def annotate_video(model, source: str | int | os.PathLike, output: str | os.Path
     total = count if count > 0 else None
     if total is not None and max_frames is not None:
         total = min(total, max_frames)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    handle, partial = tempfile.mkstemp(prefix=f".{output.stem}.", suffix=f".partial{output.suffix}",
-                                       dir=output.parent)
-    os.close(handle)
-    partial = Path(partial)
+    partial = create_temporary(output)      # keeps the suffix: OpenCV picks the container from it
     writer, frames, busy, smoothed, interrupted = None, 0, 0.0, None, False
     bar = tqdm(total=total, unit="frame", desc=Path(name).name, disable=not progress)
     started = time.perf_counter()

@@ -208,6 +208,8 @@ def load_official(path_or_state_dict, config: YolactConfig | str | None = None) 
             config = _infer_config(state_dict)
     else:
         source = str(path_or_state_dict)
+        if not Path(path_or_state_dict).is_file():      # say so before puzzling over its name
+            raise FileNotFoundError(f"checkpoint not found: {source}")
         if config is None:
             config = config_from_filename(path_or_state_dict)
         state_dict = read_state_dict(path_or_state_dict)

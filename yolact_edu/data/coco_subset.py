@@ -38,8 +38,9 @@ import cv2
 from pycocotools.coco import COCO
 from tqdm import tqdm
 
-from ..atomic_write import write_atomically
+from ..atomic_write import temporary_path, write_atomically
 from ..download import download_file
+from ..output_folder import OutputFolder
 from .coco import coco_from_dict
 
 __all__ = [
@@ -95,13 +96,20 @@ def _check_zip_integrity(path: Path) -> None:
         raise zipfile.BadZipFile(f"member {bad!r} is corrupt")
 
 
-def _extract_safely(archive_path: Path, dest_dir: Path) -> list[str]:
+def _extract_safely(archive_path: Path, dest_dir: Path, marker: Path) -> list[str]:
     """Extract every file of the archive into ``dest_dir``; return the files' relative names.
 
     All members are checked before the first byte is written, and files are
     unpacked into a hidden temporary folder inside ``dest_dir`` and moved into
     place with ``os.replace``, so no file under ``dest_dir`` is ever half-written.
+    ``marker`` lists what was extracted. A file already at a member's place is replaced only if
+    the marker names it (an earlier extraction's); anything else there is the user's, and
+    FileExistsError names it. The marker is written before the first file moves into place, so
+    a run cut during the moves still owns what it moved.
     """
+    replaceable: set[str] = set()
+    if marker.exists():
+        replaceable = set(json.loads(marker.read_text()))
     try:
         archive = zipfile.ZipFile(archive_path)
     except zipfile.BadZipFile as exc:
@@ -111,6 +119,10 @@ def _extract_safely(archive_path: Path, dest_dir: Path) -> list[str]:
         for info in members:
             _check_member(info, dest_dir)
         files = [info for info in members if not info.is_dir()]
+        for info in files:
+            if (dest_dir / info.filename).exists() and info.filename not in replaceable:
+                raise FileExistsError(f"{dest_dir / info.filename} exists and was not extracted by yolact_edu; "
+                                      f"it is kept: move it away or extract {archive_path} elsewhere")
         staging = Path(tempfile.mkdtemp(prefix=f".{archive_path.name}.extract-", dir=dest_dir))
         try:
             for info in files:
@@ -120,6 +132,8 @@ def _extract_safely(archive_path: Path, dest_dir: Path) -> list[str]:
                 # refused them above, so copying the stream is all that is left.
                 with archive.open(info) as source, open(staged, "wb") as out:
                     shutil.copyfileobj(source, out, 1 << 20)
+            names = [info.filename for info in files]
+            write_atomically(marker, json.dumps(sorted(replaceable | set(names)), indent=1))
             for info in files:
                 final = dest_dir / info.filename
                 final.parent.mkdir(parents=True, exist_ok=True)
@@ -152,20 +166,17 @@ def download_coco_annotations(
     marker = dest_dir / f".{archive_name}.extracted"
     annotations_dir = dest_dir / "annotations"
 
-    if marker.exists():
-        extracted = json.loads(marker.read_text())
-        if all((dest_dir / name).is_file() for name in extracted):
-            return annotations_dir
+    if marker.exists() and all((dest_dir / name).is_file() for name in json.loads(marker.read_text())):
+        return annotations_dir
 
     archive_path = download_file(
         url, dest_dir / archive_name, retries=retries, progress=progress, verify=_check_zip_integrity
     )
     for stale in dest_dir.glob(f".{archive_name}.extract-*"):  # left by an interrupted extraction
         shutil.rmtree(stale, ignore_errors=True)
-    extracted = _extract_safely(archive_path, dest_dir)
+    _extract_safely(archive_path, dest_dir, marker)
     if not annotations_dir.is_dir():
         raise ValueError(f"{archive_path} has no 'annotations/' folder; is {url} a COCO annotation archive?")
-    write_atomically(marker, json.dumps(extracted, indent=1))
     return annotations_dir
 
 
@@ -247,8 +258,7 @@ def _link_or_copy(source: Path, dest: Path) -> None:
     """Put ``source`` at ``dest`` atomically: a hard link where possible (no extra space), else a copy."""
     if not source.is_file():
         raise FileNotFoundError(f"{source} does not exist")
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.unlink(missing_ok=True)
+    tmp = temporary_path(dest)
     try:
         try:
             os.link(source, tmp)
@@ -292,6 +302,7 @@ def build_coco_subset(
     retries: int = 3,
     progress: bool = True,
     split_name: str = "subset",
+    force: bool = False,
 ) -> Path:
     """Write a COCO subset to ``output_dir`` and return the path of its instances JSON.
 
@@ -313,7 +324,10 @@ def build_coco_subset(
     or partly failed run is resumed by calling again. If some images cannot be
     fetched, the rest are still written and CocoSubsetError names the failures;
     no JSON is written then. Raises ValueError for unknown categories and for
-    file names that would leave the images folder, before fetching anything.
+    file names that would leave the images folder, before fetching anything. An existing
+    annotation file that yolact_edu did not write is never replaced unless ``force``
+    (:class:`~yolact_edu.output_folder.OutputConflict`); images already there are reused, not
+    overwritten.
     """
     annotations, output_dir = Path(annotations), Path(output_dir)
     if max_images is not None and max_images < 1:
@@ -347,10 +361,13 @@ def build_coco_subset(
         if no_url:
             raise ValueError(f"images {no_url[:5]} have no coco_url; pass images_from=<local COCO image folder>")
 
+    outputs = OutputFolder(output_dir, force=force)
+    json_name = f"instances_{split_name}.json"
+    outputs.check([json_name])
     image_dir = output_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
-    out_json = output_dir / f"instances_{split_name}.json"
-    # The JSON promises that all its images exist; an old one must not outlive a failed rerun.
+    # The JSON promises that all its images exist; an old one of ours must not outlive a failed rerun.
+    out_json = outputs.path(json_name)
     out_json.unlink(missing_ok=True)
 
     def fetch(image: dict) -> None:
@@ -393,7 +410,7 @@ def build_coco_subset(
         ann for ann in coco.dataset["annotations"] if ann["image_id"] in chosen_set and ann["category_id"] in kept_cats
     ]
     subset["categories"] = [cat for cat in coco.dataset["categories"] if cat["id"] in kept_cats]
-    write_atomically(out_json, json.dumps(subset))
+    outputs.write_bytes(json_name, json.dumps(subset), fsync=True)
     if progress:
         print(f"COCO subset {out_json}: {subset_summary(subset)}")
     return out_json
