@@ -55,12 +55,18 @@ def draw_instances(image: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labe
     colour); captions [N] the text drawn above each box. Instance 0 is painted last, so it
     stays on top.
     """
-    canvas = image.astype(np.float32).copy()
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
     for i in reversed(range(len(labels))):
+        # Blend inside the mask's bounding rectangle only: on a 12-megapixel photo a float copy of
+        # the whole image per mask would cost far more memory than the masks themselves.
+        mask = np.asarray(masks[i]).astype(bool, copy=False)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not len(rows):
+            continue
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        region, inside = out[top:bottom, left:right], mask[top:bottom, left:right]
         color = np.array(class_color(int(labels[i])), np.float32)
-        mask = masks[i].astype(bool)
-        canvas[mask] = canvas[mask] * (1 - alpha) + color * alpha
-    out = canvas.clip(0, 255).astype(np.uint8)
+        region[inside] = (region[inside].astype(np.float32) * (1 - alpha) + color * alpha).clip(0, 255).round()
     thickness = max(1, round(max(image.shape[:2]) / 400))
     for i in reversed(range(len(labels))):
         color = class_color(int(labels[i]))
