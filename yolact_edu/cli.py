@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from . import cli_predict, cli_train, cli_video
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"predict": cli_predict.run, "weights": cmd_weights, "configs": cmd_configs, "data": cmd_data,
                 "demo": cli_train.cmd_demo, "train": cli_train.cmd_train, "eval": cli_train.cmd_eval,
                 "video": cli_video.run}
+    python_format = warnings.formatwarning
+    if not debug:       # a warning is one line too, without the source line Python appends
+        warnings.formatwarning = lambda message, category, *_args, **_kwargs: f"warning: {message}\n"
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -219,10 +223,12 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:            # the CLI boundary: nothing escapes as a raw traceback
         if debug:
             raise
-        known = isinstance(exc, (OSError, ValueError, KeyError, RuntimeError))
+        known = isinstance(exc, (OSError, ValueError, KeyError))
         hint = "" if known else f" ({type(exc).__name__}; run with --debug for the traceback)"
         print(f"error: {describe_error(exc)}{hint}", file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = python_format
 
 
 if __name__ == "__main__":

@@ -28,7 +28,8 @@ def fresh_run_dir(out_dir: str | os.PathLike) -> Path:
     leftovers = sorted(p.name for p in out_dir.iterdir() if p.name != LEDGER) if out_dir.is_dir() else []
     if leftovers:
         raise ValueError(f"{out_dir} holds files no yolact_edu run wrote ({', '.join(leftovers[:5])}); "
-                         "choose another folder")
+                         "choose another folder (a run of a yolact_edu older than its ledger of outputs "
+                         "counts as such: delete that folder yourself to reuse it)")
     out_dir.mkdir(parents=True, exist_ok=True)
     return out_dir
 

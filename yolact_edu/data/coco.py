@@ -300,7 +300,9 @@ class CocoDataset(torch.utils.data.Dataset):
                 continue
             if not (isinstance(ann.get("area"), (int, float)) and np.isfinite(ann["area"]) and ann["area"] >= 0):
                 # COCOeval sorts objects into small/medium/large by this field and fails without it.
-                rle = mask_utils.frPyObjects(ann["segmentation"], height, width)
+                segm = ann["segmentation"]
+                rle = segm if isinstance(segm, dict) and isinstance(segm["counts"], str) else \
+                    mask_utils.frPyObjects(segm, height, width)
                 ann["area"] = float(np.sum(mask_utils.area(rle)))
                 report.repair("no valid 'area': taken from the mask", ann["id"])
             usable[ann["image_id"]].append(ann)
