@@ -178,6 +178,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.filterwarnings("ignore:.*already holds a shapes set")     # the demo reuses the small set
 @pytest.mark.parametrize(("setup", "message"), REFUSED, ids=[case.__name__ for case, _ in REFUSED])
 def test_refused_and_nothing_of_the_users_changes(setup, message, tmp_path, shapes, capsys):
     argv = setup(tmp_path, shapes)

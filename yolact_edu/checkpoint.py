@@ -114,19 +114,11 @@ def list_checkpoints(directory: str | os.PathLike) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def prune_checkpoints(directory: str | os.PathLike, keep: int) -> list[Path]:
-    """Delete all but the newest ``keep`` checkpoints in ``directory``; returns the deleted."""
-    old = list_checkpoints(directory)[:-keep] if keep > 0 else []
-    for path in old:
-        path.unlink(missing_ok=True)
-    return old
-
-
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     found = list_checkpoints(directory)
     return found[-1] if found else None
 
 
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "model_from_checkpoint",
-           "list_checkpoints", "prune_checkpoints", "latest_checkpoint", "checkpoint_name",
+           "list_checkpoints", "latest_checkpoint", "checkpoint_name",
            "is_training_checkpoint"]

@@ -45,26 +45,24 @@ def at_least(least: int):
     return parse
 
 
-def fraction(text: str) -> float:
-    """argparse type: a number in [0, 1] (a score or IoU threshold)."""
+def _number(text: str, accept, requirement: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be a number in [0, 1], got {text!r}")
+        value = float("nan")
+    if not accept(value):                   # NaN fails every comparison, so it lands here too
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
     return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (a score or IoU threshold)."""
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
 
 
 def positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (a learning rate)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
-    if not (value > 0 and value != float("inf")):
-        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}")
-    return value
+    return _number(text, lambda v: 0.0 < v < float("inf"), "a number > 0")
 
 
 # -- the model options of predict and video ------------------------------------------------------

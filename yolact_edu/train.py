@@ -277,12 +277,17 @@ class Trainer:
             self._signal = signal.Signals(signum).name
             signal.signal(signum, previous[signum])
             if self.is_main:
-                tqdm.write(f"\n{self._signal}: stopping after this step with a checkpoint "
-                           f"(send it again to quit at once, without one)")
+                # os.write, not print: a handler that prints while the interrupted code prints to
+                # the same buffered stream raises "reentrant call"
+                note = f"\n{self._signal}: stopping after this step with a checkpoint (again: quit at once)\n"
+                with contextlib.suppress(OSError):
+                    os.write(2, note.encode())
 
         for name in STOP_SIGNALS:
             number = getattr(signal, name)
             previous[number] = signal.signal(number, ask_to_stop)
+            if previous[number] is None:             # installed outside Python: restore the default
+                previous[number] = signal.SIG_DFL
         try:
             yield
         finally:
