@@ -195,7 +195,7 @@ def _show_annotations(args) -> int:
     outputs = OutputFolder(args.output, force=args.force,
                            protect=[dataset.image_dir / str(dataset.image_info(i)["file_name"]) for i in chosen])
     names = {i: Path(str(dataset.image_info(i)["file_name"])).stem + ".png" for i in chosen}
-    outputs.check(names.values())
+    outputs.claim(*names.values())
     for index, name in names.items():
         print(f"wrote {outputs.write_bytes(name, encode_image(draw_annotations(dataset, index)))}")
     return 0

@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from .cli_common import add_inference_options, describe_error, formatter, inference_model
-from .output_folder import OutputConflict, OutputFolder, same_file
+from .output_folder import OutputConflict, OutputFolder, file_identity, same_file
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 RESULTS = "detections.json"
@@ -60,11 +60,10 @@ def collect_images(inputs: list[str]) -> tuple[list[Path], list[Path]]:
             paths.append(path)
         else:
             raise FileNotFoundError(f"no such file or folder: {path}")
-    unique: list[Path] = []
+    unique: dict[tuple, Path] = {}
     for path in paths:
-        if not any(same_file(path, seen) for seen in unique):
-            unique.append(path)
-    return unique, folders
+        unique.setdefault(file_identity(path), path)
+    return list(unique.values()), folders
 
 
 def output_names(paths: list[Path]) -> list[str]:
@@ -120,7 +119,9 @@ def run(args) -> int:
                                  "land among the photos and be read as inputs next time; choose another folder")
     outputs = OutputFolder(args.output, force=args.force, protect=paths)
     names = output_names(paths) if paths else ["sample.png"]
-    outputs.check([*names, RESULTS])           # before the model is even built
+    # Checked and recorded in the ledger at once, before the model is even built (one ledger write,
+    # however many images).
+    outputs.claim(*names, RESULTS)
     model, threshold, detect_kwargs = inference_model(args)
     sources = [str(p) for p in paths] or ["sample.jpg"]
     records, failures = [], []

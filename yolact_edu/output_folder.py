@@ -28,13 +28,19 @@ class OutputConflict(ValueError):
     """Writing an output would replace a file yolact_edu does not own (or an input)."""
 
 
-def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
-    """True when ``a`` and ``b`` are the same file on disk (same inode: links and other spellings
-    of the path included); for paths that do not exist yet, when they resolve to the same path."""
+def file_identity(path: str | os.PathLike) -> tuple:
+    """What makes a file itself: (device, inode) when it exists (links and other spellings of the
+    path included), else its resolved path."""
     try:
-        return os.path.samefile(a, b)
+        info = os.stat(path)
+        return ("inode", info.st_dev, info.st_ino)
     except OSError:
-        return Path(a).resolve() == Path(b).resolve()
+        return ("path", str(Path(path).resolve()))
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """True when ``a`` and ``b`` are the same file on disk (see :func:`file_identity`)."""
+    return file_identity(a) == file_identity(b)
 
 
 def is_inside(path: str | os.PathLike, folder: str | os.PathLike) -> bool:
@@ -58,6 +64,7 @@ class OutputFolder:
         self.force = force
         self.hint = hint
         self.protect = [Path(p) for p in protect]
+        self._protected = {file_identity(p): p for p in self.protect}   # one stat per input, not per pair
         self._owned: set[str] | None = None
 
     # -- the ledger -------------------------------------------------------------------------
@@ -100,10 +107,9 @@ class OutputFolder:
         blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
         if blocking is not None:
             return f"{blocking} is a file, not a folder outputs can go into"
-        for source in self.protect:
-            if same_file(path, source):
-                return (f"{path} is the input {source}: writing there would replace it; "
-                        "choose another output")
+        source = self._protected.get(file_identity(path))
+        if source is not None:
+            return f"{path} is the input {source}: writing there would replace it; choose another output"
         if path.is_dir():
             return f"{path} is a folder, not a file it could write"
         if (path.exists() or path.is_symlink()) and not self.force and not self.owns(name):
@@ -176,4 +182,4 @@ class OutputFolder:
         return removed
 
 
-__all__ = ["OutputFolder", "OutputConflict", "LEDGER", "same_file", "is_inside"]
+__all__ = ["OutputFolder", "OutputConflict", "LEDGER", "file_identity", "same_file", "is_inside"]
