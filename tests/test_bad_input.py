@@ -258,6 +258,7 @@ def test_undecodable_rles_are_skipped_at_build_and_training_goes_on(shapes, tmp_
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [
+    ("id", "first", "image id 'first' is not an integer"),
     ("width", "wide", "image id 1 has width 'wide'"),
     ("height", 0, "image id 1 has height 0"),
     ("file_name", "", "image id 1 has file_name ''"),
@@ -270,6 +271,17 @@ def test_image_fields_that_would_crash_later_are_fatal_and_named(shapes, tmp_pat
     with pytest.raises(DatasetError, match=message) as info:
         CocoDataset(path, shapes["val_images"], verbose=False)
     assert str(path) in str(info.value)
+
+
+def test_a_category_id_that_is_not_an_integer_is_fatal_and_named(shapes, tmp_path):
+    def spoil(data):
+        data["categories"][0]["id"] = "circle"
+        for annotation in data["annotations"]:
+            if annotation["category_id"] == 1:
+                annotation["category_id"] = "circle"
+    path = edited_copy(shapes, tmp_path, spoil)
+    with pytest.raises(DatasetError, match=r"category id 'circle' is not an integer"):
+        CocoDataset(path, shapes["val_images"], verbose=False)
 
 
 # -- 4. one bad item does not sink the batch --------------------------------------------------------

@@ -233,6 +233,8 @@ class CocoDataset(torch.utils.data.Dataset):
         _check_unique(path, data["annotations"], "annotations")
         _check_unique(path, data["categories"], "categories")
         for image in data["images"]:
+            if isinstance(image["id"], bool) or not isinstance(image["id"], int):
+                raise DatasetError(f"{path}: image id {image['id']!r} is not an integer (COCO results need one)")
             for key in ("file_name", "width", "height"):
                 if key not in image:
                     raise DatasetError(f"{path}: image id {image['id']} has no field '{key}'")
