@@ -119,7 +119,8 @@ def cmd_train(args) -> int:
     from .config import get_config
     from .data import CocoDataset, SSDAugmentation
     from .model import Yolact
-    from .train import SIGNAL_EXIT_CODES, Trainer
+    from .stop_signals import EXIT_CODES
+    from .train import Trainer
     from .weights import load_matching
 
     distributed.init_from_env()
@@ -172,7 +173,7 @@ def cmd_train(args) -> int:
                   f"{summary['checkpoint']}")
             if summary["interrupted"]:
                 print(f"resume with: yolact-edu train --resume auto --output {args.output} (same options)")
-        return SIGNAL_EXIT_CODES.get(summary["signal"], 1) if summary["interrupted"] else 0
+        return EXIT_CODES.get(summary["signal"], 1) if summary["interrupted"] else 0
     finally:
         distributed.cleanup()
 

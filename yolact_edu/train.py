@@ -2,7 +2,7 @@
 
     >>> trainer = Trainer(model, train_set, val_dataset=val_set, out_dir="outputs/train",
     ...                   max_iter=2000, batch_size=8)
-    >>> summary = trainer.run()          # Ctrl+C (or trainer.request_stop()) ends it cleanly
+    >>> summary = trainer.run()          # Ctrl+C, SIGTERM or trainer.request_stop() end it cleanly
 
 One iteration: a batch of augmented images -> ``model(images)`` -> :class:`YolactLoss` ->
 sum of the parts -> backward -> optimiser step. Around it:
@@ -16,19 +16,19 @@ sum of the parts -> backward -> optimiser step. Around it:
 * checkpoints are written atomically every ``checkpoint_every`` iterations and at the end,
   the newest ``keep_checkpoints`` kept; ``resume`` restores model, optimiser, scaler,
   iteration, data position and RNG, so a resumed run continues exactly as an unbroken one;
+* Ctrl+C and SIGTERM stop the loop between two steps, never inside one, and a checkpoint is
+  written (:mod:`~yolact_edu.stop_signals`); the run's files go through the output folder's
+  ledger (:mod:`~yolact_edu.output_folder`), so a file of the user's is never overwritten;
 * a CSV log (``log.csv``), validation mAP (``validation.json``) and, optionally, TensorBoard;
 * under ``torchrun`` each process trains on its share of every batch (DDP).
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from numbers import Integral
@@ -46,10 +46,9 @@ from .loss import YolactLoss
 from .output_folder import OutputFolder
 from .sampling import EpochSampler, SeededDataset
 from .schedule import recipe_for
+from .stop_signals import StopSignals, ignore_stop_signals
 
 LOSS_COLUMNS = ("box", "conf", "mask", "segm", "maskiou", "total")   # shown on the progress bar
-STOP_SIGNALS = ("SIGINT", "SIGTERM")    # Ctrl+C; timeout, Slurm, docker stop
-SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}   # the shell's 128 + signal number
 
 
 def _check_count(name: str, value, least: int, optional: bool = False) -> None:
@@ -57,13 +56,6 @@ def _check_count(name: str, value, least: int, optional: bool = False) -> None:
         return
     if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
         raise ValueError(f"{name} must be a whole number >= {least}{' (or None)' if optional else ''}, got {value!r}")
-
-
-def _ignore_stop_signals(_worker_id: int) -> None:
-    # DataLoader workers share the terminal's process group, so Ctrl+C reaches them too; the main
-    # process decides when to stop (at a step boundary) and shuts them down itself.
-    for name in STOP_SIGNALS:
-        signal.signal(getattr(signal, name), signal.SIG_IGN)
 
 
 def freeze_batchnorm(module: nn.Module) -> None:
@@ -158,7 +150,7 @@ class Trainer:
             SeededDataset(train_dataset), batch_size=self.batch_size, sampler=self.sampler,
             collate_fn=collate, num_workers=num_workers, drop_last=True,
             generator=torch.Generator(),          # keeps the DataLoader off the global RNG
-            worker_init_fn=_ignore_stop_signals if num_workers else None, persistent_workers=False)
+            worker_init_fn=ignore_stop_signals if num_workers else None, persistent_workers=False)
         self.batches_per_epoch = self.sampler.per_rank() // self.batch_size
         if self.batches_per_epoch < 1:
             raise ValueError(f"the training set has {len(train_dataset)} images, fewer than one batch of "
@@ -168,7 +160,7 @@ class Trainer:
         self.skipped_steps = 0
         self.validations: list[dict] = []
         self._stop = False
-        self._signal: str | None = None        # the name of a stop signal received during run()
+        self._signals = StopSignals()           # what Ctrl+C / SIGTERM asked for during run()
         self._writer = None
         if tensorboard and self.is_main:
             try:
@@ -260,44 +252,10 @@ class Trainer:
         """Finish the current step, write a checkpoint and return from :meth:`run`."""
         self._stop = True
 
-    @contextlib.contextmanager
-    def _stop_on_signals(self):
-        """While training, SIGINT (Ctrl+C) and SIGTERM (``timeout``, Slurm, ``docker stop``) only
-        ask to stop: the loop ends at the next step boundary and writes a checkpoint, so weights,
-        optimiser, iteration counter and data position always agree and the run resumes exactly.
-        A second signal of the same kind acts at once (Ctrl+C twice: quit without a checkpoint).
-        Signal handlers exist only in the main thread; elsewhere (a notebook widget's training
-        thread) :meth:`request_stop` is the way to stop."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {}
-
-        def ask_to_stop(signum, _frame):
-            self._signal = signal.Signals(signum).name
-            signal.signal(signum, previous[signum])
-            if self.is_main:
-                # os.write, not print: a handler that prints while the interrupted code prints to
-                # the same buffered stream raises "reentrant call"
-                note = f"\n{self._signal}: stopping after this step with a checkpoint (again: quit at once)\n"
-                with contextlib.suppress(OSError):
-                    os.write(2, note.encode())
-
-        for name in STOP_SIGNALS:
-            number = getattr(signal, name)
-            previous[number] = signal.signal(number, ask_to_stop)
-            if previous[number] is None:             # installed outside Python: restore the default
-                previous[number] = signal.SIG_DFL
-        try:
-            yield
-        finally:
-            for number, handler in previous.items():
-                signal.signal(number, handler)
-
     def _should_stop(self) -> bool:
         """Whether to end the loop now; under DDP every process gets the same answer (one process
         stopping alone would leave the others waiting for its gradients)."""
-        return distributed.any_true(self._stop or self._signal is not None, self.device)
+        return distributed.any_true(self._stop or self._signals.received is not None, self.device)
 
     def _emit(self, event: str, info: dict) -> None:
         for callback in self.callbacks:
@@ -337,10 +295,13 @@ class Trainer:
         log = TrainingLog(self.outputs, "log.csv", self.iteration) if self.is_main else None
         bar = tqdm(total=self.max_iter, initial=self.iteration, desc=f"train {self.cfg.name}",
                    unit="it", disable=not self.progress, dynamic_ncols=True)
-        self._signal = None
+        # Ctrl+C and SIGTERM only ask to stop: the loop ends at the next step boundary and writes a
+        # checkpoint, so weights, optimiser, iteration and data position always agree (exact resume).
+        self._signals = StopSignals("stopping after this step with a checkpoint (send it again to quit at "
+                                    "once, without one)" if self.is_main else None)
         self._set_train_mode()
         try:
-            with self._stop_on_signals():
+            with self._signals:
                 self._loop(log, bar)
         except KeyboardInterrupt:
             # Only a second Ctrl+C gets here, possibly in the middle of a step: a checkpoint now
@@ -351,16 +312,17 @@ class Trainer:
             raise
         finally:
             bar.close()
-        interrupted = self._signal is not None
+        received = self._signals.received
+        interrupted = received is not None
         if interrupted and self.is_main:
-            print(f"\n{self._signal} at iteration {self.iteration}; writing a checkpoint to resume from")
+            print(f"\n{received} at iteration {self.iteration}; writing a checkpoint to resume from")
         path = self.save()
         if self.val_dataset is not None and not interrupted and not self._stop:
             self.validate()
         if self._writer is not None:
             self._writer.close()
         summary = {"iteration": self.iteration, "max_iter": self.max_iter, "checkpoint": str(path),
-                   "skipped_steps": self.skipped_steps, "interrupted": interrupted, "signal": self._signal,
+                   "skipped_steps": self.skipped_steps, "interrupted": interrupted, "signal": received,
                    "stopped": self._stop, "validation": self.validations[-1] if self.validations else None}
         if self.is_main:
             self.outputs.write_text("summary.json", json.dumps(summary, indent=1))
