@@ -302,11 +302,12 @@ def category_mapping(model: torch.nn.Module, dataset) -> tuple[dict[int, int], s
         return by_position, None              # an unnamed model: positions are all there is
     if len(set(names)) == len(names) and sorted(names) == sorted(file_names):
         mapping = {label: file_ids[file_names.index(name)] for label, name in enumerate(names)}
-        moved = [f"{name} {model_ids[label] if model_ids else label} -> {mapping[label]}"
-                 for label, name in enumerate(names)
-                 if (model_ids[label] if model_ids else file_ids[label]) != mapping[label]]
+        was = (lambda label: model_ids[label]) if model_ids else (lambda label: file_ids[label])
+        moved = [f"{name} {was(label)} -> {mapping[label]}" for label, name in enumerate(names)
+                 if was(label) != mapping[label]]
+        source = "id in the checkpoint" if model_ids else "id at the model's position in the file"
         return mapping, (f"the model's classes were matched to {dataset.annotation_file}'s categories by name "
-                         f"(id in the checkpoint -> id in the file: {_some(moved) if moved else 'order only'})")
+                         f"({source} -> id in the file: {', '.join(moved)})")
     differ = [f"{model_ids[label] if model_ids else label + 1} {names[label]!r} vs "
               f"{file_ids[label]} {file_names[label]!r}"
               for label in range(len(names)) if names[label] != file_names[label]
