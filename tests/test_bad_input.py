@@ -224,7 +224,7 @@ BROKEN_COUNTS = {
 
 
 def test_undecodable_rles_are_skipped_at_build_and_training_goes_on(shapes, tmp_path, capsys):
-    broken_ids = {}
+    broken_ids, areas = {}, {}
 
     def break_some(data):
         counts = real_rle_counts(shapes)
@@ -236,7 +236,8 @@ def test_undecodable_rles_are_skipped_at_build_and_training_goes_on(shapes, tmp_
                 value = counts[:cut]
             annotation["segmentation"]["counts"] = value
             broken_ids[annotation["id"]] = name
-        data["annotations"][len(BROKEN_COUNTS)].pop("area")      # and one without an area
+        unmeasured = data["annotations"][len(BROKEN_COUNTS)]       # and one without an area
+        areas[unmeasured["id"]] = unmeasured.pop("area")
 
     path = edited_copy(shapes, tmp_path, break_some)
     dataset = CocoDataset(path, shapes["val_images"], max_size=64, augment=True, verbose=True)
@@ -253,6 +254,7 @@ def test_undecodable_rles_are_skipped_at_build_and_training_goes_on(shapes, tmp_
                       device="cpu", progress=False)
     assert trainer.run()["iteration"] == 6                    # every image and annotation went through
     val = CocoDataset(path, shapes["val_images"], max_size=64, verbose=False)
+    assert {i: val.coco.anns[i]["area"] for i in areas} == areas     # the mask's pixel count, as written
     metrics = evaluate(trainer.model, val, progress=False, verbose=False)   # COCOeval never sees them
     assert 0.0 <= metrics["segm"]["AP"] <= 1.0
 

@@ -233,6 +233,23 @@ def test_every_input_gets_its_own_output(tmp_path, capsys):
     assert {k: after[k] for k in before} == before
 
 
+def test_data_show_gives_every_image_its_own_drawing(tmp_path, shapes, capsys):
+    """Two images of one set whose names differ only in their suffix or folder."""
+    data = json.loads(Path(shapes["val_annotations"]).read_text())
+    names = ["x.jpg", "x.png", "a/y.jpg"]
+    for image, name in zip(data["images"], names):
+        (tmp_path / "images" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(shapes["val_images"]) / image["file_name"], tmp_path / "images" / name)
+        image["file_name"] = name
+    data["images"] = data["images"][:3]
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] in {i["id"] for i in data["images"]}]
+    (tmp_path / "instances.json").write_text(json.dumps(data))
+    out = tmp_path / "drawn"
+    assert main(["data", "show", str(tmp_path / "instances.json"), str(tmp_path / "images"), "--count", "3",
+                 "--output", str(out)]) == 0
+    assert sorted(p.name for p in out.glob("*.png")) == ["x_jpg.png", "x_png.png", "y.png"]
+
+
 def test_shapes_are_rebuilt_only_where_the_generator_left_its_marker(tmp_path):
     root = tmp_path / "set"
     make_shapes(root, num_train=2, num_val=1, seed=1, min_size=64, max_size=64)

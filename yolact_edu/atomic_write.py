@@ -28,8 +28,8 @@ def _process_alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, OSError):
-        return True          # it exists but is someone else's: not ours to judge
+    except OSError:
+        pass                 # it exists but is someone else's: not ours to judge
     return True
 
 

@@ -18,18 +18,12 @@ import warnings
 from pathlib import Path
 
 from . import cli_predict, cli_train, cli_video
-from .cli_common import (
-    debug_requested,
-    describe_error,
-    non_negative_int,
-    positive_int,
-)
-from .cli_common import formatter as _formatter
+from .cli_common import debug_requested, describe_error, formatter, non_negative_int, positive_int
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="yolact-edu", formatter_class=_formatter,
+        prog="yolact-edu", formatter_class=formatter,
         description="Learn, run and retrain YOLACT / YOLACT++ real-time instance segmentation.",
         epilog="examples:\n  yolact-edu demo\n  yolact-edu predict\n  yolact-edu weights list\n  yolact-edu configs\n"
                "run 'yolact-edu COMMAND --help' for the options of a command; errors are one line, "
@@ -40,14 +34,14 @@ def build_parser() -> argparse.ArgumentParser:
     cli_predict.add_parser(sub)
 
     weights = sub.add_parser("weights", help="list or download the official checkpoints",
-                             formatter_class=_formatter,
+                             formatter_class=formatter,
                              epilog="examples:\n  yolact-edu weights list\n"
                                     "  yolact-edu weights download yolact_resnet50 --dir weights/\n"
                                     "  yolact-edu weights download all")
     wsub = weights.add_subparsers(dest="weights_command", required=True, metavar="ACTION")
     wsub.add_parser("list", help="released checkpoints, their URLs and whether they are here")
     download = wsub.add_parser("download", help="fetch checkpoints (resumable, verified by loading)",
-                               formatter_class=_formatter,
+                               formatter_class=formatter,
                                epilog="examples:\n  yolact-edu weights download yolact_base\n"
                                       "  yolact-edu weights download all --dir weights/")
     download.add_argument("names", nargs="+", help="config names, or 'all'")
@@ -66,14 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_data_parser(sub) -> None:
     data = sub.add_parser("data", help="make the synthetic set, build a real COCO subset, look at annotations",
-                          formatter_class=_formatter,
+                          formatter_class=formatter,
                           epilog="examples:\n  yolact-edu data shapes\n"
                                  "  yolact-edu data coco-subset --download-annotations data/coco "
                                  "--categories cat dog --max-images 200\n"
                                  "  yolact-edu data show data/shapes/instances_train.json data/shapes/train")
     dsub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
     shapes = dsub.add_parser("shapes", help="generate the synthetic COCO-format shapes set (seconds, no download)",
-                             formatter_class=_formatter,
+                             formatter_class=formatter,
                              epilog="examples:\n  yolact-edu data shapes\n"
                                     "  yolact-edu data shapes --root data/shapes_s1 --seed 1 --num-train 200")
     shapes.add_argument("--root", default="data/shapes", help="output folder (default: %(default)s)")
@@ -84,7 +78,7 @@ def _add_data_parser(sub) -> None:
 
     subset = dsub.add_parser(
         "coco-subset", help="select categories/images of real COCO and fetch the images",
-        formatter_class=_formatter,
+        formatter_class=formatter,
         description="Write a COCO subset: an annotation file with the chosen categories and at most "
                     "--max-images images (seeded), and those images, copied from a local COCO folder "
                     "or downloaded from each image's coco_url (concurrent, retried, resumable).",
@@ -107,7 +101,7 @@ def _add_data_parser(sub) -> None:
     subset.add_argument("--retries", type=non_negative_int, default=3, help="default: %(default)s")
 
     show = dsub.add_parser("show", help="draw the ground truth of some images (look before you train)",
-                           formatter_class=_formatter,
+                           formatter_class=formatter,
                            epilog="examples:\n  yolact-edu data show data/shapes/instances_val.json data/shapes/val "
                                   "--count 4 --output outputs/annotations")
     show.add_argument("annotations", help="instances JSON")
@@ -192,11 +186,11 @@ def _show_annotations(args) -> int:
     if not chosen:
         raise ValueError(f"--first {args.first} is past the last image ({len(dataset)} usable images in "
                          f"{args.annotations})")
-    outputs = OutputFolder(args.output, force=args.force,
-                           protect=[dataset.image_dir / str(dataset.image_info(i)["file_name"]) for i in chosen])
-    names = {i: Path(str(dataset.image_info(i)["file_name"])).stem + ".png" for i in chosen}
-    outputs.claim(*names.values())
-    for index, name in names.items():
+    images = [dataset.image_dir / str(dataset.image_info(i)["file_name"]) for i in chosen]
+    outputs = OutputFolder(args.output, force=args.force, protect=images)
+    names = cli_predict.output_names(images)     # one name per image, as predict gives them
+    outputs.claim(*names)
+    for index, name in zip(chosen, names):
         print(f"wrote {outputs.write_bytes(name, encode_image(draw_annotations(dataset, index)))}")
     return 0
 

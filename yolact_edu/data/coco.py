@@ -34,6 +34,8 @@ from pycocotools.coco import COCO
 from ..preprocess import image_to_tensor, normalize, preprocess_images
 from .augment import Sample, SSDAugmentation
 
+MISSING_AREA = "no valid 'area': taken from the mask"
+
 
 class DatasetError(ValueError):
     """An annotation file that cannot be used; the message names the file, id and field."""
@@ -192,8 +194,12 @@ def _segmentation_problem(segm, height: int, width: int) -> str | None:
     return "invalid segmentation"
 
 
+def _is_integer(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _positive_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value > 0
+    return _is_integer(value) and value > 0
 
 
 class CocoDataset(torch.utils.data.Dataset):
@@ -233,7 +239,7 @@ class CocoDataset(torch.utils.data.Dataset):
         _check_unique(path, data["annotations"], "annotations")
         _check_unique(path, data["categories"], "categories")
         for image in data["images"]:
-            if isinstance(image["id"], bool) or not isinstance(image["id"], int):
+            if not _is_integer(image["id"]):
                 raise DatasetError(f"{path}: image id {image['id']!r} is not an integer (COCO results need one)")
             for key in ("file_name", "width", "height"):
                 if key not in image:
@@ -246,7 +252,7 @@ class CocoDataset(torch.utils.data.Dataset):
                 raise DatasetError(f"{path}: image id {image['id']} has file_name {image['file_name']!r}; "
                                    "it must be a non-empty string")
         for category in data["categories"]:
-            if isinstance(category["id"], bool) or not isinstance(category["id"], int):
+            if not _is_integer(category["id"]):
                 raise DatasetError(f"{path}: category id {category['id']!r} is not an integer")
         categories = sorted(data["categories"], key=lambda c: c["id"])
         self.category_ids: tuple[int, ...] = tuple(c["id"] for c in categories)
@@ -264,6 +270,9 @@ class CocoDataset(torch.utils.data.Dataset):
         # skipped one would otherwise be decoded there and fail, or count as a miss it never learnt.
         checked = {id(ann) for anns in self._annotations.values() for ann in anns}
         self.coco = coco_from_dict({**data, "annotations": [a for a in data["annotations"] if id(a) in checked]})
+        for annotation_id in self.report.repaired_annotations.get(MISSING_AREA, []):
+            annotation = self.coco.anns[annotation_id]
+            annotation["area"] = float(mask_utils.area(self.coco.annToRLE(annotation)))
         if include_empty is None:
             include_empty = not augment
         self.ids = [i for i in sorted(image_by_id)
@@ -301,12 +310,9 @@ class CocoDataset(torch.utils.data.Dataset):
                 report.skip(problem, ann["id"])
                 continue
             if not (isinstance(ann.get("area"), (int, float)) and np.isfinite(ann["area"]) and ann["area"] >= 0):
-                # COCOeval sorts objects into small/medium/large by this field and fails without it.
-                segm = ann["segmentation"]
-                rle = segm if isinstance(segm, dict) and isinstance(segm["counts"], str) else \
-                    mask_utils.frPyObjects(segm, height, width)
-                ann["area"] = float(np.sum(mask_utils.area(rle)))
-                report.repair("no valid 'area': taken from the mask", ann["id"])
+                # COCOeval sorts objects into small/medium/large by this field and fails without it;
+                # filled in from the mask once the COCO index exists (see __init__)
+                report.repair(MISSING_AREA, ann["id"])
             usable[ann["image_id"]].append(ann)
             counts[self.class_names[self._label_of[ann["category_id"]]]] += 1
             report.crowd_annotations += int(bool(ann.get("iscrowd", 0)))

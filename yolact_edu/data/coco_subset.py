@@ -363,11 +363,10 @@ def build_coco_subset(
 
     outputs = OutputFolder(output_dir, force=force)
     json_name = f"instances_{split_name}.json"
-    outputs.check([json_name])
+    out_json = outputs.path(json_name)       # refused here, before any fetching, if it is the user's
     image_dir = output_dir / "images"
     image_dir.mkdir(parents=True, exist_ok=True)
     # The JSON promises that all its images exist; an old one of ours must not outlive a failed rerun.
-    out_json = outputs.path(json_name)
     out_json.unlink(missing_ok=True)
 
     def fetch(image: dict) -> None:
