@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 import yolact_edu as ye
-from yolact_edu.timing import machine_name, median_seconds
+from yolact_edu.bench.timing import machine_name, median_seconds
 
 
 def main() -> None:

@@ -50,11 +50,11 @@ if case == "library predict":
     count = len(detections)
 else:
     import importlib
-    from yolact_edu.cli import main
+    from yolact_edu.cli.main import main
     n = int(case.split(",")[1].split()[0])
     # note the peak once the model is built (wherever this version of the package keeps that step)
     modules = []
-    for name in ("yolact_edu.cli_common", "yolact_edu.cli_predict", "yolact_edu.cli"):
+    for name in ("yolact_edu.cli.common", "yolact_edu.cli.predict", "yolact_edu.cli.main"):
         try:
             modules.append(importlib.import_module(name))
         except ImportError:
@@ -100,7 +100,7 @@ def main() -> None:
     import torch
 
     import yolact_edu
-    from yolact_edu.timing import machine_name
+    from yolact_edu.bench.timing import machine_name
 
     print(f"# {machine_name('cpu')} | torch {torch.__version__} | {args.config} | "
           f"{args.size[0]}x{args.size[1]} photo | peak RSS of a fresh process per case | "

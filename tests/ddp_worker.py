@@ -5,9 +5,9 @@ import sys
 import torch
 
 import yolact_edu as ye
-from yolact_edu import distributed
 from yolact_edu.data import CocoDataset
-from yolact_edu.train import Trainer
+from yolact_edu.training import distributed
+from yolact_edu.training.trainer import Trainer
 
 annotations, images, out_dir = sys.argv[1:4]
 assert distributed.init_from_env(), "expected to run under torchrun"

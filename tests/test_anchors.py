@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import yolact_edu as ye
-from yolact_edu.anchors import fpn_sizes, make_priors, num_priors
+from yolact_edu.ops.anchors import fpn_sizes, make_priors, num_priors
 
 
 @pytest.mark.parametrize("name,expected", [

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from yolact_edu.atomic_write import write_atomically
+from yolact_edu.files.atomic_write import write_atomically
 
 
 def test_writes_bytes_and_text(tmp_path):

@@ -7,11 +7,12 @@ from yolact_edu.data import CocoDataset, make_shapes
 from yolact_edu.data.augment import (
     Sample,
     SSDAugmentation,
+    augmentation,
     photometric_distort,
     random_sample_crop,
     shrink_boxes_to_masks,
 )
-from yolact_edu.preprocess import RGB_MEAN
+from yolact_edu.ops.preprocess import RGB_MEAN
 
 
 def make_sample(height=200, width=300, boxes=((30, 20, 100, 80), (150, 100, 290, 190), (5, 5, 15, 15)),
@@ -184,3 +185,21 @@ def test_dataset_takes_a_configured_augmentation_of_its_size(tmp_path):
     assert dataset.augmentation is light and dataset[0][0].shape == (3, 64, 64)
     with pytest.raises(ValueError, match="ends at 64 px but max_size is 96"):
         CocoDataset(paths["train_annotations"], paths["train_images"], max_size=96, augment=light, verbose=False)
+
+
+def test_augmentations_by_name_as_configs_carry_them(tmp_path):
+    original, light = augmentation("original", 64), augmentation("light", 64)
+    assert original.sample_crop and original.expand.p == 0.5
+    assert not light.sample_crop and light.expand.p == 0.0 and light.max_size == 64
+    assert augmentation("none", 64) is None
+    with pytest.raises(ValueError, match="'heavy'"):
+        augmentation("heavy", 64)
+    paths = make_shapes(tmp_path, num_train=3, num_val=1, seed=4, min_size=64, max_size=80)
+    by_name = CocoDataset(paths["train_annotations"], paths["train_images"], max_size=64, augment="light",
+                          verbose=False)
+    assert not by_name.augmentation.sample_crop and by_name.augmentation.expand.p == 0.0
+    plain = CocoDataset(paths["train_annotations"], paths["train_images"], max_size=64, augment="none",
+                        verbose=False)
+    assert plain.augmentation is None
+    assert torch.equal(plain[0][0], CocoDataset(paths["train_annotations"], paths["train_images"], max_size=64,
+                                                verbose=False)[0][0])

@@ -22,11 +22,11 @@ import pytest
 import torch
 
 import yolact_edu as ye
-from yolact_edu.cli import main
+from yolact_edu.cli.main import main
 from yolact_edu.data import CocoDataset, DatasetError, make_shapes
-from yolact_edu.evaluate import evaluate
-from yolact_edu.pretrained import TINY_SHAPES_WEIGHTS
-from yolact_edu.train import Trainer
+from yolact_edu.lessons.pretrained import TINY_SHAPES_WEIGHTS
+from yolact_edu.training.evaluation import evaluate
+from yolact_edu.training.trainer import Trainer
 
 WEIGHTS = str(TINY_SHAPES_WEIGHTS)
 
@@ -326,7 +326,7 @@ def test_a_corrupt_checkpoint_is_one_line(tmp_path, capsys):
 
 
 def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(tmp_path, monkeypatch, capsys):
-    from yolact_edu import cli_predict
+    from yolact_edu.cli import predict as cli_predict
 
     def broken(args):
         raise TypeError("something nobody foresaw")
@@ -406,8 +406,8 @@ def test_a_full_disk_is_one_line_and_leaves_no_half_files(tmp_path):
 
 # -- 7. memory stays bounded on real photos (figures: benchmarks/memory.py); the same results ----------
 def test_the_memory_saving_paths_give_the_same_results(monkeypatch):
-    from yolact_edu import assemble
-    from yolact_edu.preprocess import LARGE_IMAGE_PIXELS, image_to_tensor, resize_image
+    from yolact_edu.ops import assemble
+    from yolact_edu.ops.preprocess import LARGE_IMAGE_PIXELS, image_to_tensor, resize_image
 
     soft = torch.rand(7, 20, 20)
     whole = assemble.upsample_masks(soft, 300, 410) > 0.5

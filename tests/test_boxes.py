@@ -1,7 +1,7 @@
 """Box coding, IoU and the crop's edge semantics."""
 import torch
 
-from yolact_edu.boxes import center_size, crop, decode, encode, jaccard, point_form
+from yolact_edu.ops.boxes import center_size, crop, decode, encode, jaccard, point_form
 
 
 def test_encode_decode_round_trip():

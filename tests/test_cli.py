@@ -4,7 +4,7 @@ import json
 import cv2
 import numpy as np
 
-from yolact_edu.cli import main
+from yolact_edu.cli.main import main
 
 
 def test_predict_on_the_bundled_sample_writes_png_and_json(tmp_path, capsys):

@@ -4,9 +4,9 @@ import warnings
 
 import pytest
 
-from yolact_edu.checkpoint import list_checkpoints, read_checkpoint
-from yolact_edu.cli import build_parser, main
+from yolact_edu.cli.main import build_parser, main
 from yolact_edu.data import make_shapes
+from yolact_edu.training.checkpoint import list_checkpoints, read_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,8 @@ def test_train_resume_and_eval_from_the_command_line(shapes, tmp_path, capsys):
     assert main(common + ["--val-every", "2"]) == 0
     text = capsys.readouterr().out
     assert "6 classes from" in text and "finished at iteration 4/4" in text
+    assert "yolact_tiny: light augmentation" in text            # the config's own, without --augment
+    assert read_checkpoint(list_checkpoints(out / "checkpoints")[-1])["config"]["augmentation"] == "light"
     validations = json.loads((out / "validation.json").read_text())
     assert [v["iteration"] for v in validations] == [2, 4]
     assert all(0.0 <= v["mask_AP"] <= 1.0 for v in validations)
@@ -39,6 +41,11 @@ def test_train_resume_and_eval_from_the_command_line(shapes, tmp_path, capsys):
     longer = [a if a != "4" else "6" for a in common]               # --max-iter 6, same everything else
     assert main(longer + ["--resume", "auto"]) == 0
     assert "resumed from" in capsys.readouterr().out
+
+    original = tmp_path / "original"                                 # --augment overrides and is recorded
+    assert main([a if a != str(out) else str(original) for a in common] + ["--augment", "original"]) == 0
+    assert "yolact_tiny: original augmentation" in capsys.readouterr().out
+    assert read_checkpoint(list_checkpoints(original / "checkpoints")[-1])["config"]["augmentation"] == "original"
     newest = list_checkpoints(out / "checkpoints")[-1]
     assert read_checkpoint(newest)["iteration"] == 6
 
@@ -79,3 +86,15 @@ def test_quick_demo_writes_every_output(tmp_path, capsys):
     assert len(list((out / "detections").glob("*.png"))) == 8
     for picture in ("prototypes.png", "loss_curve.png"):
         assert (out / picture).stat().st_size > 1000
+
+
+def test_auto_device_follows_the_one_rule_of_the_library(monkeypatch):
+    import torch
+
+    from yolact_edu.cli.common import device
+    from yolact_edu.training.distributed import default_device
+
+    assert device("auto") == default_device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)    # a torchrun process on GPU 1
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert device("auto") == default_device() == torch.device("cuda", 1)

@@ -8,8 +8,8 @@ import torch
 from pycocotools import mask as mask_utils
 
 from yolact_edu.data import CocoDataset, DatasetError, collate
-from yolact_edu.data.coco import read_image_any
-from yolact_edu.preprocess import preprocess_images
+from yolact_edu.data.images import read_image
+from yolact_edu.ops.preprocess import preprocess_images
 
 H, W = 60, 80
 
@@ -79,7 +79,7 @@ def test_labels_masks_and_boxes(tmp_path, capsys):
 
     image, target = ds[0]
     assert image.shape == (3, 64, 64) and image.dtype == torch.float32
-    assert torch.allclose(image, preprocess_images([read_image_any(tmp_path / "colour.png")], 64)[0])
+    assert torch.allclose(image, preprocess_images([read_image(tmp_path / "colour.png")], 64)[0])
     assert target["labels"].tolist() == [0, 1, 1]
     assert target["iscrowd"].tolist() == [False, False, True]
     assert torch.allclose(target["boxes"][0], torch.tensor([10 / W, 10 / H, 30 / W, 30 / H]))
@@ -96,11 +96,11 @@ def test_labels_masks_and_boxes(tmp_path, capsys):
 
 def test_image_layouts_decode_to_the_same_rgb(tmp_path):
     write_set(tmp_path)
-    colour = read_image_any(tmp_path / "colour.png")
+    colour = read_image(tmp_path / "colour.png")
     assert colour.shape == (H, W, 3) and colour.dtype == np.uint8
-    assert np.array_equal(read_image_any(tmp_path / "rgba.png"), colour)
-    assert np.array_equal(read_image_any(tmp_path / "deep.png"), colour)
-    gray = read_image_any(tmp_path / "gray.png")
+    assert np.array_equal(read_image(tmp_path / "rgba.png"), colour)
+    assert np.array_equal(read_image(tmp_path / "deep.png"), colour)
+    gray = read_image(tmp_path / "gray.png")
     assert gray.shape == (H, W, 3) and np.array_equal(gray[:, :, 0], gray[:, :, 2])
     # cv2 wrote colour[:, :, 0] as the gray image; colour is RGB here, cv2 took it as BGR
     assert np.array_equal(gray[:, :, 0], cv2.imread(str(tmp_path / "gray.png"), cv2.IMREAD_GRAYSCALE))

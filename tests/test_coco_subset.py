@@ -31,7 +31,7 @@ from yolact_edu.data.coco_subset import (
     download_coco_annotations,
     subset_summary,
 )
-from yolact_edu.download import DownloadError
+from yolact_edu.files.download import DownloadError
 
 CATEGORIES = [
     {"id": 1, "name": "person", "supercategory": "person"},

@@ -1,42 +1,40 @@
-"""yolact_edu.compare: Mask R-CNN stage by stage, YOLACT stage by stage, mask resolution, cost
+"""yolact_edu.lessons.two_ways: Mask R-CNN stage by stage, YOLACT stage by stage, mask resolution, cost
 against the number of instances (notebook 01). No network: Mask R-CNN is built untrained, small."""
 import matplotlib
 import numpy as np
 import pytest
 import torch
 
-from yolact_edu.compare import (
+from yolact_edu.lessons.two_ways.cost import (
     assembly_macs,
+    format_table,
+    inference_time,
+    mask_head_macs,
+    maskrcnn_cost,
+    plot_cost_versus_instances,
+    time_call,
+    yolact_cost,
+)
+from yolact_edu.lessons.two_ways.maskrcnn import coco_weights_path, maskrcnn_model, maskrcnn_stages
+from yolact_edu.lessons.two_ways.resolution import (
     best_masks,
     boundary_band,
     boundary_iou,
-    coco_weights_path,
     error_picture,
-    final_masks,
-    format_table,
-    inference_time,
     mask_box,
-    mask_head_macs,
-    mask_iou,
-    maskrcnn_cost,
-    maskrcnn_model,
-    maskrcnn_stages,
     paste_roi_mask,
     plot_boundary_zoom,
-    plot_cost_versus_instances,
     plot_resolution_study,
     prototype_mask,
     resolution_study,
     roi_mask,
-    semantic_map,
     shape_mask,
     size_sweep,
     summarize_by_size,
-    task_views,
-    time_call,
-    yolact_cost,
-    yolact_stages,
 )
+from yolact_edu.lessons.two_ways.single_shot import final_masks, yolact_stages
+from yolact_edu.lessons.two_ways.tasks import semantic_map, task_views
+from yolact_edu.ops.mask_iou import mask_pair_iou
 
 matplotlib.use("Agg")
 
@@ -208,8 +206,8 @@ def test_box_aligned_rectangle_is_exact_on_the_roi_grid():
     box = mask_box(mask)
     assert box == (23.0, 41.0, 141.0, 99.0)
     best = best_masks(mask, box, proto_grid=48)
-    assert mask_iou(mask, best["roi"].numpy()) == 1.0
-    assert 0.99 < mask_iou(mask, best["proto"].numpy()) < 1.0   # edges off the 4-px grid blur
+    assert mask_pair_iou(mask, best["roi"].numpy()) == 1.0
+    assert 0.99 < mask_pair_iou(mask, best["proto"].numpy()) < 1.0   # edges off the 4-px grid blur
     assert best["roi_grid"].shape == (28, 28) and best["proto_grid"].shape == (48, 48)
     # RoIAlign samples a bilinear ramp at the edges, so only the border cells fall a little short
     grid = roi_mask(mask, box)
@@ -221,10 +219,10 @@ def test_circle_loses_detail_at_low_resolution():
     box = mask_box(circle)
     coarse = best_masks(circle, box, proto_grid=24)
     fine = best_masks(circle, box, proto_grid=192)
-    assert mask_iou(circle, coarse["proto"].numpy()) < 0.95
-    assert mask_iou(circle, fine["proto"].numpy()) > 0.99
+    assert mask_pair_iou(circle, coarse["proto"].numpy()) < 0.95
+    assert mask_pair_iou(circle, fine["proto"].numpy()) > 0.99
     big = shape_mask("circle", 180, (192, 192))
-    assert mask_iou(big, best_masks(big, mask_box(big), roi_size=7)["roi"].numpy()) < 0.99
+    assert mask_pair_iou(big, best_masks(big, mask_box(big), roi_size=7)["roi"].numpy()) < 0.99
 
 
 def test_size_sweep_trends():
@@ -263,8 +261,8 @@ def test_boundary_measures():
     assert boundary_band(square, 2).sum() == 100 - 36
     assert boundary_iou(square, square) == 1.0
     shifted = np.roll(square, 1, axis=1)
-    assert boundary_iou(square, shifted) < mask_iou(square, shifted) < 1.0
-    assert mask_iou(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
+    assert boundary_iou(square, shifted) < mask_pair_iou(square, shifted) < 1.0
+    assert mask_pair_iou(np.zeros((3, 3)), np.zeros((3, 3))) == 1.0
     with pytest.raises(ValueError):
         mask_box(np.zeros((4, 4)))
     with pytest.raises(ValueError):

@@ -66,3 +66,17 @@ def test_yolact_plus_needs_inputs_large_enough_for_mask_rescoring():
     with pytest.raises(ValueError, match="max_size >= 249; got max_size 248"):
         plus.replace(max_size=248)
     assert ye.get_config("yolact_resnet50").replace(max_size=128).max_size == 128
+
+
+def test_each_config_carries_its_augmentation():
+    assert ye.get_config("yolact_tiny").augmentation == "light"           # a schedule of minutes
+    assert all(ye.get_config(name).augmentation == "original" for name in OFFICIAL)
+    with pytest.raises(ValueError, match="augmentation"):
+        ye.get_config("yolact_tiny").replace(augmentation="heavy")
+
+
+def test_with_classes_fits_a_config_to_a_dataset():
+    cfg = ye.get_config("yolact_tiny")
+    assert cfg.with_classes(cfg.class_names) is cfg
+    pets = cfg.with_classes(["cat", "dog"])
+    assert (pets.num_classes, pets.class_names) == (2, ("cat", "dog")) and pets.max_size == cfg.max_size

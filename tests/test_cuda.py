@@ -36,9 +36,9 @@ def test_cuda_autocast(precision):
 
 def test_cuda_training_with_amp_learns_and_resumes(tmp_path):
     """AMP training on CUDA: fp16 forward, fp32 loss, a gradient scaler; checkpoints carry the scaler."""
-    from yolact_edu.checkpoint import read_checkpoint
     from yolact_edu.data import CocoDataset, make_shapes
-    from yolact_edu.train import Trainer, read_log
+    from yolact_edu.training.checkpoint import read_checkpoint
+    from yolact_edu.training.trainer import Trainer, read_log
 
     shapes = make_shapes(tmp_path / "shapes", num_train=4, num_val=1, seed=2, min_size=128, max_size=160)
     data = CocoDataset(shapes["train_annotations"], shapes["train_images"], max_size=160, verbose=False)

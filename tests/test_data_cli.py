@@ -6,9 +6,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from yolact_edu.cli import main
+from yolact_edu.cli.main import main
 from yolact_edu.data import CocoDataset
-from yolact_edu.viz import draw_annotations, show_annotations
+from yolact_edu.viz.draw import draw_annotations, show_annotations
 
 matplotlib.use("Agg")
 

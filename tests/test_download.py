@@ -1,4 +1,4 @@
-"""Tests for yolact_edu.download against a real HTTP server on 127.0.0.1.
+"""Tests for yolact_edu.files.download against a real HTTP server on 127.0.0.1.
 
 The server serves bytes generated here and lets each test inject faults
 (dropped connections, stalls, error statuses, Range ignored) and inspect the
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from file_server import FileServer
 
-from yolact_edu.download import DownloadError, download_file
+from yolact_edu.files.download import DownloadError, download_file
 
 DATA = random.Random(20240611).randbytes(300_000)
 K = 100_000

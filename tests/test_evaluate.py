@@ -12,7 +12,7 @@ from torchvision.ops import box_iou
 
 import yolact_edu as ye
 from yolact_edu.data import SHAPE_CLASSES, CocoDataset, make_shapes
-from yolact_edu.evaluate import METRIC_NAMES, coco_evaluate, detections_to_coco, evaluate
+from yolact_edu.training.evaluation import METRIC_NAMES, coco_evaluate, detections_to_coco, evaluate
 
 AP_NAMES = [name for name in METRIC_NAMES if name.startswith("AP")]
 

@@ -9,7 +9,8 @@ import torch
 matplotlib.use("Agg")
 
 import yolact_edu as ye  # noqa: E402
-from yolact_edu import landscape as ls  # noqa: E402
+from yolact_edu.lessons.landscape import published as ls  # noqa: E402
+from yolact_edu.lessons.tables import html_table, markdown_table  # noqa: E402
 
 
 def test_every_row_is_complete_and_cites_a_known_source():
@@ -57,12 +58,12 @@ def test_pareto_front_keeps_only_undominated_rows_fastest_first():
 def test_tables_render_every_row_and_escape():
     rows = ls.results_table(ls.PUBLISHED_RESULTS[:3])
     assert list(rows[0]) == list(ls.TABLE_COLUMNS)
-    text = ls.markdown_table(rows)
+    text = markdown_table(rows)
     lines = text.splitlines()
     assert len(lines) == 5 and lines[1].count("---") == len(ls.TABLE_COLUMNS)
     assert "| YOLACT-550 | R101-FPN |" in lines[2]
-    assert ls.markdown_table([{"a": "x|y"}]).splitlines()[2] == "| x\\|y |"
-    html = ls.html_table([{"a": "<b>", "b": 1}])
+    assert markdown_table([{"a": "x|y"}]).splitlines()[2] == "| x\\|y |"
+    html = html_table([{"a": "<b>", "b": 1}])
     assert "&lt;b&gt;" in html and html.count("<tr>") == 2
     # a speed the source did not print is derived and marked with parentheses
     solo = ls.results_table([ls.find("SOLOv2", "R50")])[0]

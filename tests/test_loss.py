@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch import nn
 
 import yolact_edu as ye
-from yolact_edu.anchors import fpn_sizes, make_priors
-from yolact_edu.boxes import encode
 from yolact_edu.loss import NEUTRAL, YolactLoss, hard_negative_mining, match_priors
 from yolact_edu.model.maskiou import MaskIoUNet
+from yolact_edu.ops.anchors import fpn_sizes, make_priors
+from yolact_edu.ops.boxes import encode
 
 NUM_CLASSES = 3
 # Small input: P3 is 16x16 (1,023 priors) and the prototypes 32x32; YOLACT++'s mask-IoU

@@ -5,8 +5,8 @@ import torch
 
 matplotlib.use("Agg")
 
-from yolact_edu import mask_families as mf  # noqa: E402
-from yolact_edu import mask_family_demos as fd  # noqa: E402
+from yolact_edu.lessons.landscape import family_demos as fd  # noqa: E402
+from yolact_edu.lessons.landscape import mask_families as mf  # noqa: E402
 
 H, W = 24, 32
 

@@ -5,7 +5,7 @@ import torch
 
 import yolact_edu as ye
 from conftest import spread_scores
-from yolact_edu.preprocess import RGB_MEAN, RGB_STD
+from yolact_edu.ops.preprocess import RGB_MEAN, RGB_STD
 
 
 def check_detections(dets, height, width, num_protos=32):

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from yolact_edu.nms import cross_class_fast_nms, fast_nms, standard_nms
+from yolact_edu.ops.nms import cross_class_fast_nms, fast_nms, standard_nms
 
 
 def iou(a, b):

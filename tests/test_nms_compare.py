@@ -9,8 +9,8 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 import torchvision  # noqa: E402
 
-from yolact_edu.nms import fast_nms  # noqa: E402
-from yolact_edu.nms_compare import (  # noqa: E402
+from yolact_edu.bench.timing import repeat_seconds
+from yolact_edu.lessons.nms_comparison import (  # noqa: E402
     METHODS,
     NmsCandidates,
     compare_nms,
@@ -23,7 +23,7 @@ from yolact_edu.nms_compare import (  # noqa: E402
     plot_nms_timings,
     suppressed_by,
 )
-from yolact_edu.timing import repeat_seconds
+from yolact_edu.ops.nms import fast_nms  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -167,7 +167,7 @@ def test_comparison_figure_draws_each_keep_set():
 
 def test_explorer_reruns_on_slider_change():
     pytest.importorskip("ipywidgets")
-    from yolact_edu.nms_compare import NmsExplorer
+    from yolact_edu.widgets.nms_explorer import NmsExplorer
 
     boxes, scores = clustered_problem(4, num_boxes=40)
     explorer = NmsExplorer(np.zeros((64, 64, 3), np.uint8), NmsCandidates(boxes, scores, torch.arange(40)),

@@ -9,14 +9,10 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import yolact_edu as ye  # noqa: E402
-from yolact_edu.anchors import fpn_sizes, make_priors, num_priors  # noqa: E402
-from yolact_edu.boxes import point_form  # noqa: E402
-from yolact_edu.loss import match_priors  # noqa: E402
-from yolact_edu.prior_viz import (  # noqa: E402
+from yolact_edu.lessons.priors import (  # noqa: E402
     classify_priors,
     draw_level_priors,
     explain_encoding,
-    markdown_table,
     matching_statistics,
     plot_encoding,
     plot_iou_histogram,
@@ -29,6 +25,10 @@ from yolact_edu.prior_viz import (  # noqa: E402
     prior_table,
     priors_by_level,
 )
+from yolact_edu.lessons.tables import markdown_table  # noqa: E402
+from yolact_edu.loss import match_priors  # noqa: E402
+from yolact_edu.ops.anchors import fpn_sizes, make_priors, num_priors  # noqa: E402
+from yolact_edu.ops.boxes import point_form  # noqa: E402
 
 TINY = ye.get_config("yolact_tiny")
 

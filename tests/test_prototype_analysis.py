@@ -5,11 +5,13 @@ import torch
 
 import yolact_edu as ye
 from yolact_edu.data import CocoDataset, make_shapes
-from yolact_edu.experiments import fresh_run_dir, prototype_ablation
-from yolact_edu.output_folder import LEDGER, OutputFolder
-from yolact_edu.pretrained import tiny_shapes_model
-from yolact_edu.prototype_analysis import mask_agreement, property_maps, prototype_properties, reassemble
-from yolact_edu.viz import sample_image
+from yolact_edu.data.images import sample_image
+from yolact_edu.files.output_folder import LEDGER, OutputFolder
+from yolact_edu.lessons.experiments import fresh_run_dir, prototype_ablation
+from yolact_edu.lessons.pretrained import tiny_shapes_model
+from yolact_edu.lessons.prototypes import property_maps, prototype_properties
+from yolact_edu.ops.assemble import reassemble
+from yolact_edu.ops.mask_iou import paired_mask_iou
 
 
 def test_property_maps_find_foreground_and_edges():
@@ -40,11 +42,11 @@ def test_reassemble_reproduces_and_signs_matter():
     detections = model.predict(sample_image(), score_threshold=0.3)
     assert torch.equal(reassemble(detections), detections.masks)
     positive = reassemble(detections, detections.coefs.clamp(min=0))
-    agreement = mask_agreement(positive, detections.masks)
+    agreement = paired_mask_iou(positive, detections.masks)
     assert agreement.shape == (len(detections),) and agreement.mean() < 0.9
-    assert mask_agreement(detections.masks, detections.masks).min() == 1
+    assert paired_mask_iou(detections.masks, detections.masks).min() == 1
     with pytest.raises(ValueError, match="mask shapes differ"):
-        mask_agreement(detections.masks, detections.masks[:, :10])
+        paired_mask_iou(detections.masks, detections.masks[:, :10])
 
 
 def test_fresh_run_dir_clears_runs_only(tmp_path):

@@ -7,11 +7,12 @@ import pytest
 import torch
 
 import yolact_edu as ye
-from yolact_edu.checkpoint import list_checkpoints, load_model, read_checkpoint
 from yolact_edu.data import SHAPE_CLASSES, CocoDataset, make_shapes
-from yolact_edu.sampling import EpochSampler, SeededDataset
-from yolact_edu.schedule import LrSchedule, recipe_for
-from yolact_edu.train import Trainer, read_log
+from yolact_edu.training.checkpoint import list_checkpoints, load_model, read_checkpoint
+from yolact_edu.training.log import read_log
+from yolact_edu.training.sampling import EpochSampler, SeededDataset
+from yolact_edu.training.schedule import LrSchedule, recipe_for
+from yolact_edu.training.trainer import Trainer
 from yolact_edu.weights import CheckpointError, load_matching
 
 

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 import yolact_edu as ye
-from yolact_edu.checkpoint import list_checkpoints, read_checkpoint
 from yolact_edu.data import SHAPE_CLASSES, CocoDataset, make_shapes
-from yolact_edu.train import Trainer
+from yolact_edu.training.checkpoint import list_checkpoints, read_checkpoint
+from yolact_edu.training.trainer import Trainer
 
 
 @pytest.fixture(scope="module")

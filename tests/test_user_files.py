@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 import pytest
 
-from yolact_edu.atomic_write import create_temporary, write_atomically
-from yolact_edu.cli import main
+from yolact_edu.cli.main import main
 from yolact_edu.data import make_shapes
-from yolact_edu.output_folder import LEDGER, OutputConflict, OutputFolder
+from yolact_edu.files.atomic_write import create_temporary, write_atomically
+from yolact_edu.files.output_folder import LEDGER, OutputConflict, OutputFolder
 
 
 def snapshot(root: Path) -> dict[str, str]:
@@ -296,7 +296,7 @@ def test_written_files_get_the_umasks_permissions(tmp_path, umask):
 
 KILLED_WRITER = r"""
 import os, signal, sys
-from yolact_edu.atomic_write import create_temporary
+from yolact_edu.files.atomic_write import create_temporary
 for target in sys.argv[1:]:
     with open(create_temporary(target), "wb") as fh:
         fh.write(b"half a file")

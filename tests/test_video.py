@@ -6,9 +6,9 @@ import cv2
 import numpy as np
 import pytest
 
-from yolact_edu import cli_video
-from yolact_edu.output_folder import LEDGER
-from yolact_edu.video import annotate_video, draw_fps, fourcc_for, open_source, open_writer
+from yolact_edu.cli import video as cli_video
+from yolact_edu.files.output_folder import LEDGER
+from yolact_edu.viz.video import annotate_video, draw_fps, fourcc_for, open_source, open_writer
 
 HEIGHT, WIDTH, FRAMES = 96, 128, 6
 

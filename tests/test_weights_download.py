@@ -18,9 +18,9 @@ import torch
 from file_server import FileServer
 from official_keys import make_state_dict
 
-import yolact_edu.download
-from yolact_edu import cli
-from yolact_edu.download import DownloadError
+import yolact_edu.files.download
+from yolact_edu.cli.main import main
+from yolact_edu.files.download import DownloadError
 from yolact_edu.weights import (
     OFFICIAL_FILES,
     download_official,
@@ -153,7 +153,7 @@ def test_interrupted_transfer_is_resumed(server, checkpoint, tmp_path, monkeypat
     server.drops = 1
     server.drop_after = 10_000_000
     sleeps = []
-    monkeypatch.setattr(yolact_edu.download, "time", SimpleNamespace(sleep=sleeps.append))
+    monkeypatch.setattr(yolact_edu.files.download, "time", SimpleNamespace(sleep=sleeps.append))
     path = download_official(NAME, tmp_path, base_url=server.url, progress=False)
     assert server.paths == [f"/mirror/{FILE}"] * 2 and server.ranges == [None, "bytes=10000000-"]
     assert len(sleeps) == 1  # one back-off before the retry
@@ -176,7 +176,7 @@ def test_cli_download(server, checkpoint, tmp_path, capsys):
     sd, data = checkpoint
     server.files[f"/mirror/{FILE}"] = data
     d = tmp_path / "w"
-    assert cli.main(["weights", "download", NAME, "--dir", str(d), "--base-url", server.url]) == 0
+    assert main(["weights", "download", NAME, "--dir", str(d), "--base-url", server.url]) == 0
     out = capsys.readouterr().out
     assert str(d / FILE) in out
     assert (d / FILE).read_bytes() == data
@@ -187,7 +187,7 @@ def test_cli_download(server, checkpoint, tmp_path, capsys):
 @pytest.mark.parametrize("name", ["yolact_im400", "yolact_huge"])
 def test_cli_unknown_name(server, tmp_path, capsys, name):
     d = tmp_path / "w"
-    assert cli.main(["weights", "download", NAME, name, "--dir", str(d), "--base-url", server.url]) == 2
+    assert main(["weights", "download", NAME, name, "--dir", str(d), "--base-url", server.url]) == 2
     err = capsys.readouterr().err
     assert name in err
     assert server.requests == []  # checked before anything is fetched, even the valid name
@@ -196,7 +196,7 @@ def test_cli_unknown_name(server, tmp_path, capsys, name):
 
 def test_cli_reports_a_failed_download(server, tmp_path, capsys):
     server.files[f"/mirror/{FILE}"] = b"<html>not a checkpoint</html>"
-    rc = cli.main(["weights", "download", NAME, "--dir", str(tmp_path), "--base-url", server.url,
+    rc = main(["weights", "download", NAME, "--dir", str(tmp_path), "--base-url", server.url,
                    "--retries", "0"])
     assert rc == 1
     err = capsys.readouterr().err

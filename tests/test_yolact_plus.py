@@ -4,8 +4,9 @@ import torch
 import torch.nn.functional as F
 
 import yolact_edu as ye
-from yolact_edu import yolact_plus as yp
+from yolact_edu.lessons.landscape import yolact_plus as yp
 from yolact_edu.model.backbone import ModulatedDeformConv
+from yolact_edu.ops.mask_iou import pairwise_mask_iou
 
 
 def _bilinear(image, points):
@@ -89,7 +90,7 @@ def test_mask_iou_and_best_ground_truth_iou_respect_classes():
     gt = torch.zeros(2, 4, 4, dtype=torch.bool)
     gt[0, :2] = True
     gt[1, :, :2] = True
-    ious = yp.mask_iou(a, gt)
+    ious = pairwise_mask_iou(a, gt)
     assert ious[0, 0] == 1 and torch.isclose(ious[0, 1], torch.tensor(4 / 12)) and ious[2].sum() == 0
     best = yp.best_ground_truth_iou(a, torch.tensor([0, 0, 0]), gt, torch.tensor([1, 0]))
     assert torch.allclose(best, torch.tensor([4 / 12, 1.0, 0.0]))   # det 0's perfect match has another class
@@ -109,7 +110,7 @@ def test_published_ablations_cite_sources():
 
 
 def test_oracle_rescoring_ap_on_two_shapes_images():
-    from yolact_edu.pretrained import shapes_dataset, tiny_shapes_model
+    from yolact_edu.lessons.pretrained import shapes_dataset, tiny_shapes_model
 
     result = yp.oracle_rescoring_ap(tiny_shapes_model(), shapes_dataset("val"), max_images=2, batch_size=2)
     assert result["num_images"] == 2

@@ -104,6 +104,9 @@ class YolactConfig:
     lr_schedule: str = "step"                      # "step" (the original) or "cosine"
     max_iter: int = 800_000
     batch_size: int = 8
+    # Training augmentation, by name (yolact_edu.data.augment.augmentation): "original" (the
+    # paper's), "light" (photometric + mirror, for schedules of minutes) or "none".
+    augmentation: str = "original"
 
     # File name prefix of the official checkpoint, or None for teaching configs.
     official_weights: str | None = None
@@ -141,6 +144,9 @@ class YolactConfig:
                                  f"least 63 px, i.e. max_size >= 249; got max_size {self.max_size}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
+        if self.augmentation not in ("original", "light", "none"):
+            raise ValueError(f"config {self.name!r}: augmentation must be 'original', 'light' or 'none', "
+                             f"got {self.augmentation!r}")
         if self.normalization not in ("mean_std", "unit"):
             raise ValueError(f"normalization must be 'mean_std' or 'unit', got {self.normalization!r}")
 
@@ -153,6 +159,15 @@ class YolactConfig:
             changes["class_names"] = (self.class_names if n == self.num_classes
                                       else tuple(f"class_{i}" for i in range(n)))
         return dataclasses.replace(self, **changes)
+
+    def with_classes(self, class_names) -> YolactConfig:
+        """This config for a dataset's classes (e.g. ``cfg.with_classes(train_set.class_names)``):
+        itself when they are already its classes, else a copy with ``num_classes`` and
+        ``class_names`` set from ``class_names``."""
+        class_names = tuple(class_names)
+        if class_names == self.class_names:
+            return self
+        return self.replace(num_classes=len(class_names), class_names=class_names)
 
     @property
     def num_anchors(self) -> int:
@@ -217,12 +232,14 @@ _CONFIGS: dict[str, YolactConfig] = {
     # Anchors keep the original's pixel sizes (24..384) rather than shrinking with the input as
     # _scaled() does: the strides stay 8..128, and anchors of one stride (8 px on P3) would leave
     # 45% of the shapes objects without an anchor of IoU >= 0.5 (1.2 positives per object instead
-    # of 5), which starves the class loss.
+    # of 5), which starves the class loss. Light augmentation: the original's zoom-out and crop
+    # shrink and cut the objects more than a schedule of minutes can afford.
     "yolact_tiny": _BASE.replace(name="yolact_tiny", backbone="resnet18", backbone_width=32,
                                  max_size=192, pred_scales=tuple((s,) for s in BASE_SCALES), fpn_features=64,
                                  proto_channels=64, head_channels=64, official_weights=None,
                                  optimizer="adamw", lr=2e-3, lr_warmup_init=2e-4, lr_warmup_until=50,
-                                 lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=3000),
+                                 lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=3000,
+                                 augmentation="light"),
 }
 
 OFFICIAL_CONFIGS: tuple[str, ...] = tuple(n for n, c in _CONFIGS.items() if c.official_weights)

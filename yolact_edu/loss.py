@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .boxes import crop, encode, jaccard, point_form
+from .ops.boxes import crop, encode, jaccard, point_form
+from .ops.mask_iou import paired_mask_iou
 
 # Label of a prior that neither counts as object nor as background.
 NEUTRAL = -1
@@ -112,13 +113,6 @@ def hard_negative_mining(conf: torch.Tensor, labels: torch.Tensor, negpos_ratio:
         num_pos = pos.long().sum(1, keepdim=True).clamp(min=1)
         num_neg = torch.clamp(negpos_ratio * num_pos, max=num_priors - 1)
         return (rank < num_neg) & ~pos & ~neutral
-
-
-def mask_iou(masks_a: torch.Tensor, masks_b: torch.Tensor) -> torch.Tensor:
-    """IoU of binary masks [H,W,n] x [H,W,n] -> [n]; 0 where both are empty."""
-    intersection = (masks_a * masks_b).sum((0, 1))
-    union = masks_a.sum((0, 1)) + masks_b.sum((0, 1)) - intersection
-    return intersection / union.clamp(min=1)  # union counts pixels: >= 1 unless both empty
 
 
 class YolactLoss(nn.Module):
@@ -240,7 +234,8 @@ class YolactLoss(nn.Module):
                     keep = gt_masks.sum((0, 1)) > self.cfg.discard_mask_area
                 maskiou_inputs.append(pred[:, :, keep].permute(2, 0, 1).unsqueeze(1))
                 with torch.no_grad():
-                    maskiou_targets.append(mask_iou(pred[:, :, keep].gt(0.5).float(), gt_masks[:, :, keep]))
+                    maskiou_targets.append(paired_mask_iou(pred[:, :, keep].gt(0.5).permute(2, 0, 1),
+                                                           gt_masks[:, :, keep].permute(2, 0, 1)))
                 maskiou_labels.append(obj["labels"][gt_index][keep])
         return total * self.cfg.mask_alpha, (proto, maskiou_inputs, maskiou_targets, maskiou_labels)
 
@@ -269,4 +264,4 @@ class YolactLoss(nn.Module):
         return total / (height * width) * self.cfg.semantic_segmentation_alpha / batch_size
 
 
-__all__ = ["YolactLoss", "PriorTargets", "match_priors", "hard_negative_mining", "mask_iou", "NEUTRAL"]
+__all__ = ["YolactLoss", "PriorTargets", "match_priors", "hard_negative_mining", "NEUTRAL"]

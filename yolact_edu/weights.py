@@ -244,7 +244,7 @@ def download_official(name: str, directory: str | os.PathLike | None = None, *,
     """Fetch the official checkpoint of config ``name`` into ``directory`` (default
     :func:`weights_dir`): resumable, written atomically, and verified by loading it
     with :func:`load_official` before it takes its final name."""
-    from .download import download_file
+    from .files.download import download_file
 
     directory = Path(directory) if directory is not None else weights_dir()
     url = official_url(name, base_url)

@@ -7,10 +7,12 @@ shapes set and a builder for real COCO subsets.
     ...                     augment=True)
 """
 from .augment import Sample, SSDAugmentation
-from .coco import CocoDataset, DatasetError, DatasetReport, collate, read_image_any
+from .coco import CocoDataset, DatasetError, DatasetReport, collate
 from .coco_subset import annotations_file, build_coco_subset, download_coco_annotations
-from .shapes import SHAPE_CLASSES, make_shapes, shapes_exist
+from .images import read_image, sample_image
+from .shape_scenes import SHAPE_CLASSES
+from .shapes import make_shapes, shapes_exist
 
-__all__ = ["CocoDataset", "DatasetError", "DatasetReport", "collate", "read_image_any",
+__all__ = ["CocoDataset", "DatasetError", "DatasetReport", "collate", "read_image", "sample_image",
            "Sample", "SSDAugmentation", "make_shapes", "shapes_exist", "SHAPE_CLASSES",
            "build_coco_subset", "download_coco_annotations", "annotations_file"]

@@ -23,7 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
-from ..preprocess import RGB_MEAN
+from ..ops.preprocess import RGB_MEAN
 
 
 @dataclass
@@ -219,3 +219,24 @@ class SSDAugmentation:
             if len(out) and bool((~out.iscrowd).any()):
                 return out
         return self.drop_degenerate(self.resize(sample))
+
+
+AUGMENTATIONS = ("original", "light", "none")
+
+
+def augmentation(name: str, max_size: int) -> SSDAugmentation | None:
+    """A training augmentation by name, as configs carry it (``cfg.augmentation``):
+
+    - ``"original"``: the paper's: photometric distortion, zoom-out (up to 4x), random crop, mirror;
+    - ``"light"``: photometric distortion and mirror only. Zoom-out and crop shrink and cut the
+      objects, which a schedule of minutes cannot afford (docs/benchmarks.md compares the two
+      on the shapes set);
+    - ``"none"``: None, the plain resize of evaluation.
+    """
+    if name == "original":
+        return SSDAugmentation(max_size)
+    if name == "light":
+        return SSDAugmentation(max_size, zoom_out=1.0, sample_crop=False)
+    if name == "none":
+        return None
+    raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {name!r}")

@@ -24,15 +24,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from ..preprocess import image_to_tensor, normalize, preprocess_images
-from .augment import Sample, SSDAugmentation
+from ..ops.preprocess import image_to_tensor, normalize, preprocess_images
+from .augment import Sample, SSDAugmentation, augmentation
+from .images import decode_image
 
 MISSING_AREA = "no valid 'area': taken from the mask"
 
@@ -84,28 +84,6 @@ class DatasetReport:
         for what, ids in self.repaired_annotations.items():
             lines.append(f"  kept annotations, {what}: ids {some(ids)}")
         return "\n".join(lines)
-
-
-def read_image_any(path: str | Path) -> np.ndarray | None:
-    """Read an image in any layout as HxWx3 uint8 RGB, or None if it cannot be decoded.
-
-    Grayscale is repeated to 3 channels, alpha dropped, 16-bit scaled to 8-bit. EXIF
-    orientation is ignored: COCO annotations refer to the pixels as stored.
-    """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        return None
-    if image.dtype == np.uint16:
-        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
-    elif image.dtype != np.uint8:
-        image = np.clip(image, 0, 255).astype(np.uint8)
-    if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
-    if image.shape[2] == 4:
-        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
-    if image.shape[2] == 1:
-        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _load_json(path: Path) -> dict:
@@ -212,16 +190,17 @@ class CocoDataset(torch.utils.data.Dataset):
 
     annotations: the instances JSON; images: the folder its ``file_name``s are relative to.
     max_size / normalization: as the model's config (``cfg.max_size``, ``cfg.normalization``).
-    augment: True for the original's training augmentation (:class:`SSDAugmentation`), or an
-        ``SSDAugmentation`` configured otherwise (e.g. ``zoom_out=1, sample_crop=False``);
-        False: the eval transform, a stretch resize exactly as ``Yolact.preprocess``.
+    augment: a name of :func:`~yolact_edu.data.augment.augmentation` (``"original"``, ``"light"``,
+        ``"none"``; a config carries its own as ``cfg.augmentation``), an ``SSDAugmentation``
+        configured otherwise, True (``"original"``) or False (``"none"``: the eval transform, a
+        stretch resize exactly as ``Yolact.preprocess``).
     include_empty: keep images without usable annotations (default: only when not augmenting,
         as the original trains on annotated images only).
     verbose: print the validation summary.
     """
 
     def __init__(self, annotations: str | Path, images: str | Path, *, max_size: int = 550,
-                 normalization: str = "mean_std", augment: bool | SSDAugmentation = False,
+                 normalization: str = "mean_std", augment: str | bool | SSDAugmentation = False,
                  include_empty: bool | None = None, verbose: bool = True):
         self.annotation_file = Path(annotations)
         self.image_dir = Path(images)
@@ -231,6 +210,8 @@ class CocoDataset(torch.utils.data.Dataset):
             if augment.max_size != max_size:
                 raise ValueError(f"the augmentation ends at {augment.max_size} px but max_size is {max_size}")
             self.augmentation = augment
+        elif isinstance(augment, str):
+            self.augmentation = augmentation(augment, max_size)
         else:
             self.augmentation = SSDAugmentation(max_size) if augment else None
         data = _load_json(self.annotation_file)
@@ -274,7 +255,7 @@ class CocoDataset(torch.utils.data.Dataset):
             annotation = self.coco.anns[annotation_id]
             annotation["area"] = float(mask_utils.area(self.coco.annToRLE(annotation)))
         if include_empty is None:
-            include_empty = not augment
+            include_empty = self.augmentation is None
         self.ids = [i for i in sorted(image_by_id)
                     if str(image_by_id[i]["file_name"]) not in self.report.missing_images
                     and (include_empty or any(not a.get("iscrowd", 0) for a in self._annotations[i]))]
@@ -349,7 +330,7 @@ class CocoDataset(torch.utils.data.Dataset):
         its size differs from the annotation file's."""
         info = self.image_info(index)
         path = self.image_dir / str(info["file_name"])
-        image = read_image_any(path)
+        image = decode_image(path)
         problem = None
         if image is None:
             problem = "cannot be decoded"

@@ -11,7 +11,7 @@ some categories and a seeded sample of images that contain them. Two steps:
                                                                     # images in data/coco_pets/images/
 
 Both steps are safe to interrupt and re-run. Downloads go through
-:func:`yolact_edu.download.download_file` (resumable, atomic, retried); the annotation
+:func:`yolact_edu.files.download.download_file` (resumable, atomic, retried); the annotation
 archive is checked member by member before anything is extracted; image file names
 from the JSON are checked before anything is fetched, because a crafted annotation
 file must not be able to write outside the output folder. The subset JSON is written
@@ -38,9 +38,9 @@ import cv2
 from pycocotools.coco import COCO
 from tqdm import tqdm
 
-from ..atomic_write import temporary_path, write_atomically
-from ..download import download_file
-from ..output_folder import OutputFolder
+from ..files.atomic_write import temporary_path, write_atomically
+from ..files.download import download_file
+from ..files.output_folder import OutputFolder
 from .coco import coco_from_dict
 
 __all__ = [
@@ -326,7 +326,7 @@ def build_coco_subset(
     no JSON is written then. Raises ValueError for unknown categories and for
     file names that would leave the images folder, before fetching anything. An existing
     annotation file that yolact_edu did not write is never replaced unless ``force``
-    (:class:`~yolact_edu.output_folder.OutputConflict`); images already there are reused, not
+    (:class:`~yolact_edu.files.output_folder.OutputConflict`); images already there are reused, not
     overwritten.
     """
     annotations, output_dir = Path(annotations), Path(output_dir)

@@ -15,7 +15,7 @@ class PredictionHead(nn.Module):
     loc [B, H*W*A, 4], conf [B, H*W*A, C+1] (logits), coef [B, H*W*A, k] in [-1, 1].
 
     Row order is cell-major (rows, then columns), then anchor: prior index
-    ``(y*W + x)*A + a``, matching :mod:`yolact_edu.anchors`.
+    ``(y*W + x)*A + a``, matching :mod:`yolact_edu.ops.anchors`.
     """
 
     def __init__(self, in_channels: int, num_classes: int, num_anchors: int,

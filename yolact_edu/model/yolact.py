@@ -9,11 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..anchors import make_priors
 from ..config import YolactConfig, get_config
-from ..detect import detect as run_detect
 from ..detections import Detections
-from ..preprocess import preprocess_images
+from ..ops.anchors import make_priors
+from ..ops.preprocess import preprocess_images
+from ..postprocess import detect as run_detect
 from .backbone import build_backbone
 from .fpn import FPN
 from .head import PredictionHead
@@ -64,11 +64,11 @@ class Yolact(nn.Module):
 
         images: an HxWx3 uint8 RGB numpy array, a list of them, or a uint8 tensor
         [3,H,W] / [B,3,H,W]; float arrays or tensors with values in [0, 1] are scaled by 255,
-        other values refused (:func:`~yolact_edu.preprocess.image_to_tensor`). Stretch-resize
+        other values refused (:func:`~yolact_edu.ops.preprocess.image_to_tensor`). Stretch-resize
         (bilinear, align_corners=False) on the float image, then (x - mean) / std in RGB
         (mean 123.68, 116.78, 103.94; std 58.40, 57.12, 57.38), or x / 255 for DarkNet.
         Output values roughly in [-2.2, 2.7].
-        See :mod:`yolact_edu.preprocess`.
+        See :mod:`yolact_edu.ops.preprocess`.
         """
         return preprocess_images(self._as_list(images), self.cfg.max_size, self.cfg.normalization,
                                  self._device())
@@ -123,7 +123,7 @@ class Yolact(nn.Module):
                top_k: int | None = None, nms: str | None = "fast",
                iou_threshold: float | None = None, crop: bool = True,
                mask_threshold: float = 0.5, **kwargs) -> list[Detections]:
-        """Raw outputs -> one :class:`Detections` per image; see :func:`yolact_edu.detect.detect`.
+        """Raw outputs -> one :class:`Detections` per image; see :func:`yolact_edu.postprocess.detect`.
 
         image_sizes: (height, width) per image, or one pair for all.
         """

@@ -4,8 +4,10 @@
   every stage of eq. 1 shown, coefficients and prototypes editable (notebook 02).
 - :class:`MaskAssemblyControls` — the post-processing settings (thresholds, NMS, crop,
   upsampling, number of prototypes) with the detections and per-stage times (notebook 04).
+- :class:`NmsExplorer` — standard against Fast NMS on one image's candidates, with an IoU-threshold
+  and a score slider (notebook 03).
 - :class:`TrainingMonitor` — live loss curves, progress, a stop button and sample predictions
-  for a :class:`~yolact_edu.train.Trainer` (notebook 04).
+  for a :class:`~yolact_edu.training.trainer.Trainer` (notebook 04).
 
 Each widget keeps its state in plain attributes (``.stages``, ``.detections``, ``.timings``,
 ``.history``) and its picture in a matplotlib ``.figure``; the callbacks only read the controls
@@ -13,7 +15,8 @@ and call library functions, so the tests drive the widgets by setting ``.value``
 Needs the ``notebooks`` extra: ``pip install "yolact_edu[notebooks]"``.
 """
 from .mask_assembly import MaskAssemblyControls
+from .nms_explorer import NmsExplorer
 from .prototype_explorer import PrototypeExplorer
 from .training_monitor import TrainingMonitor
 
-__all__ = ["PrototypeExplorer", "MaskAssemblyControls", "TrainingMonitor"]
+__all__ = ["PrototypeExplorer", "MaskAssemblyControls", "TrainingMonitor", "NmsExplorer"]

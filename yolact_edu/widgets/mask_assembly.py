@@ -16,8 +16,8 @@ import statistics
 import ipywidgets as widgets
 import numpy as np
 
-from ..timing import STAGES, network_outputs
-from ..viz import draw_detections
+from ..bench.timing import STAGES, network_outputs
+from ..viz.draw import draw_detections
 from .render import new_figure, show_in_output
 
 NMS_KINDS = (("Fast NMS", "fast"), ("cross-class Fast", "cross_class"), ("standard", "standard"))
@@ -31,7 +31,7 @@ class MaskAssemblyControls(widgets.VBox):
     image picker (default "image 0", ...); repeats: post-processing runs per change (median timed).
 
     State: ``detections`` (CPU :class:`~yolact_edu.Detections` shown), ``timings`` (seconds per
-    stage in :data:`yolact_edu.timing.STAGES` order; preprocess and network measured once per
+    stage in :data:`yolact_edu.bench.timing.STAGES` order; preprocess and network measured once per
     image), ``figure``, ``png``.
     """
 

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from ..assemble import mask_stages, masks_to_image
-from ..viz import class_color, prototype_grid, tile_grid
+from ..ops.assemble import mask_stages, masks_to_image
+from ..viz.draw import class_color, prototype_grid, tile_grid
 from .render import new_figure, show_in_output
 
 POSITIVE, NEGATIVE, OFF = "#d62728", "#1f77b4", "#c7c7c7"   # red +, blue -, as the RdBu_r maps
@@ -35,7 +35,7 @@ class PrototypeExplorer(widgets.VBox):
 
     State (read it in tests or in code): ``detections`` (:class:`~yolact_edu.Detections`, CPU),
     ``coefs`` [k] float (the edited coefficients), ``enabled`` [k] bool, ``stages`` (the dict of
-    :func:`~yolact_edu.assemble.mask_stages`), ``mask_image`` [H,W] bool (upsampled, thresholded),
+    :func:`~yolact_edu.ops.assemble.mask_stages`), ``mask_image`` [H,W] bool (upsampled, thresholded),
     ``mask_pixels`` int, ``figure`` (matplotlib Figure), ``png`` (bytes last shown).
     """
 

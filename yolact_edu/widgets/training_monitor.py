@@ -1,4 +1,4 @@
-"""TrainingMonitor: watch a :class:`~yolact_edu.train.Trainer` learn, and stop it cleanly.
+"""TrainingMonitor: watch a :class:`~yolact_edu.training.trainer.Trainer` learn, and stop it cleanly.
 
 It registers itself as a trainer callback: each "log" row updates the progress bar, the images/s
 and the loss curves by component; every ``refresh_every`` iterations (and at validations and the
@@ -23,7 +23,7 @@ import time
 import ipywidgets as widgets
 import numpy as np
 
-from ..viz import LOSS_PARTS, draw_detections, plot_loss_curves
+from ..viz.draw import LOSS_PARTS, draw_detections, plot_loss_curves
 from .render import figure_png, new_figure
 
 

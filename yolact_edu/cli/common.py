@@ -1,0 +1,166 @@
+"""What every ``yolact-edu`` subcommand shares: the help layout, argument types that refuse
+nonsense up front, the model options of ``predict`` and ``video``, and how an error becomes one
+line on the terminal.
+"""
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+
+DEBUG_ENV = "YOLACT_EDU_DEBUG"
+
+
+def formatter(prog):
+    """The help layout of every command: descriptions and examples kept as written."""
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+# -- argument types: bad values are refused by argparse, before any work --------------------
+def _whole_number(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= {least}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= {least}, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _whole_number(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _whole_number(text, 0)
+
+
+def at_least(least: int):
+    """argparse type: an integer >= ``least``."""
+    def parse(text: str) -> int:
+        return _whole_number(text, least)
+    parse.__name__ = f"integer >= {least}"
+    return parse
+
+
+def _number(text: str, accept, requirement: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not accept(value):                   # NaN fails every comparison, so it lands here too
+        raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
+    return value
+
+
+def fraction(text: str) -> float:
+    """argparse type: a number in [0, 1] (a score or IoU threshold)."""
+    return _number(text, lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]")
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (a learning rate)."""
+    return _number(text, lambda v: 0.0 < v < float("inf"), "a number > 0")
+
+
+# -- the model options of predict and video ------------------------------------------------------
+def device(name: str):
+    """A torch device from ``--device``. "auto" follows the library's one rule,
+    :func:`~yolact_edu.training.distributed.default_device`: this process's GPU (``cuda:LOCAL_RANK``
+    under torchrun) when CUDA is available, else the CPU."""
+    import torch
+
+    from ..training.distributed import default_device
+    if name == "auto":
+        return default_device()
+    try:
+        chosen = torch.device(name)
+    except RuntimeError as exc:
+        raise ValueError(f"--device {name!r} is not a device (cpu, cuda, cuda:1, ...): {exc}") from None
+    if chosen.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu")
+    return chosen
+
+
+def add_inference_options(parser: argparse.ArgumentParser) -> None:
+    """The model and drawing options that ``predict`` and ``video`` share."""
+    parser.add_argument("--weights", help="checkpoint (.pth, yolact_edu or official); without it a "
+                                          "randomly initialised model is used")
+    parser.add_argument("--config", help="config name (default: from the weights, else yolact_tiny)")
+    parser.add_argument("--score-threshold", type=fraction, default=None,
+                        help="hide detections scoring below this, 0..1 (default 0.15; 0 without weights)")
+    parser.add_argument("--top-k", type=positive_int, default=15,
+                        help="draw at most this many (default: %(default)s)")
+    parser.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the random model (default: %(default)s)")
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing files that yolact-edu did not write (never the inputs)")
+
+
+def inference_model(args):
+    """The model the options of :func:`add_inference_options` ask for, on its device, with the
+    score threshold to draw at and extra ``detect`` keywords: (model, threshold, detect_kwargs)."""
+    import torch
+
+    from ..config import get_config
+    from ..model import Yolact
+    from ..training.checkpoint import load_model
+
+    chosen = device(args.device)
+    if args.weights:
+        model = load_model(args.weights, config=args.config, device=chosen)
+        return model, 0.15 if args.score_threshold is None else args.score_threshold, {}
+    # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual 0.05
+    # candidate threshold; lower it so the picture still shows the pipeline's output.
+    torch.manual_seed(args.seed)
+    model = Yolact(get_config(args.config or "yolact_tiny")).eval().to(chosen)
+    print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
+          f"(seed {args.seed}); its detections are meaningless until it is trained")
+    return model, 0.0 if args.score_threshold is None else args.score_threshold, {"conf_threshold": 0.0}
+
+
+# -- the default data: the bundled synthetic shapes set -----------------------------------------
+SHAPES_ROOT = "data/shapes"
+
+
+def shapes_paths(root: str = SHAPES_ROOT) -> dict:
+    """The shapes set's folders and annotation files (made if missing, with a progress bar), the
+    data that ``train``, ``eval`` and ``demo`` use when given none."""
+    from ..data import make_shapes
+    return make_shapes(root, progress=True)
+
+
+# -- errors: one line each ---------------------------------------------------------------------
+def debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
+    """Whether ``--debug`` (anywhere on the line) or $YOLACT_EDU_DEBUG asks for tracebacks, and
+    the arguments without it."""
+    rest = [a for a in argv if a != "--debug"]
+    return len(rest) != len(argv) or os.environ.get(DEBUG_ENV, "") not in ("", "0"), rest
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for the terminal: what went wrong, with the path and the cause where known."""
+    if isinstance(exc, OSError) and exc.strerror:
+        path = exc.filename if exc.filename is not None else ""
+        cause = exc.strerror
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            cause += " (the disk or a quota is full; free some space or choose another folder)"
+        elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            cause += " (check the folder's permissions, or choose another one)"
+        return f"{path}: {cause}" if path else cause
+    if isinstance(exc, KeyError) and exc.args:
+        message = str(exc.args[0])
+    else:
+        message = str(exc) or type(exc).__name__
+    lines = [line.strip() for line in message.splitlines() if line.strip()]
+    return "; ".join(lines)
+
+
+__all__ = ["formatter", "positive_int", "non_negative_int", "at_least", "fraction", "positive_float",
+           "device", "add_inference_options", "inference_model", "debug_requested", "describe_error",
+           "DEBUG_ENV"]

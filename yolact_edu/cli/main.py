@@ -1,0 +1,71 @@
+"""The ``yolact-edu`` command line.
+
+    yolact-edu demo                          # train + evaluate yolact_tiny on synthetic shapes
+    yolact-edu train --train-annotations a.json --train-images imgs/ --config yolact_resnet50
+    yolact-edu eval --weights outputs/demo/yolact_tiny_shapes.pth
+    yolact-edu video clip.mp4 --weights outputs/demo/yolact_tiny_shapes.pth
+    yolact-edu predict                       # bundled sample, untrained yolact_tiny -> outputs/predict/
+    yolact-edu predict photo.jpg --weights yolact_base_54_800000.pth
+    yolact-edu weights download yolact_resnet50
+    yolact-edu configs
+    yolact-edu data shapes                   # the synthetic COCO-format set -> data/shapes/
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from . import data, demo, predict, train, video, weights
+from . import eval as evaluate
+from .common import debug_requested, describe_error, formatter
+
+# One module per command, each with add_parser(sub) and run(args), in the order `--help` lists them.
+COMMANDS = {"predict": predict, "weights": weights, "data": data, "demo": demo, "train": train,
+            "eval": evaluate, "video": video}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yolact-edu", formatter_class=formatter,
+        description="Learn, run and retrain YOLACT / YOLACT++ real-time instance segmentation.",
+        epilog="examples:\n  yolact-edu demo\n  yolact-edu predict\n  yolact-edu weights list\n  yolact-edu configs\n"
+               "run 'yolact-edu COMMAND --help' for the options of a command; errors are one line, "
+               "add --debug anywhere for the traceback.")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in COMMANDS.values():
+        command.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status. Every error becomes one line on stderr
+    ("error: ..." naming the file and the cause); ``--debug`` (or $YOLACT_EDU_DEBUG=1) shows the
+    traceback instead."""
+    debug, argv = debug_requested(list(sys.argv[1:] if argv is None else argv))
+    args = build_parser().parse_args(argv)
+    handlers = {name: command.run for name, command in COMMANDS.items()}
+    handlers["configs"] = weights.run_configs
+    python_format = warnings.formatwarning
+    if not debug:       # a warning is one line too, without the source line Python appends
+        warnings.formatwarning = lambda message, category, *_args, **_kwargs: f"warning: {message}\n"
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:            # the CLI boundary: nothing escapes as a raw traceback
+        if debug:
+            raise
+        known = isinstance(exc, (OSError, ValueError, KeyError))
+        hint = "" if known else f" ({type(exc).__name__}; run with --debug for the traceback)"
+        print(f"error: {describe_error(exc)}{hint}", file=sys.stderr)
+        return 1
+    finally:
+        warnings.formatwarning = python_format
+
+
+__all__ = ["main", "build_parser", "COMMANDS"]

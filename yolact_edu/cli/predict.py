@@ -1,0 +1,153 @@
+"""The ``yolact-edu predict`` subcommand: images (files or folders) -> annotated PNGs + detections.json.
+
+    yolact-edu predict                                   # bundled sample, untrained yolact_tiny
+    yolact-edu predict photos/ --weights yolact_base_54_800000.pth --output out/
+
+Images are read one at a time, so a folder of 12-megapixel photos is never held in memory at
+once. An image that cannot be read is reported and skipped, the others are finished, and the
+command then exits with status 1 and a summary. Every input gets its own output name, no
+output lands on an input, and a file in the output folder that yolact-edu did not write is
+replaced only with ``--force`` (see :mod:`yolact_edu.files.output_folder`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from ..files.output_folder import OutputConflict, OutputFolder, file_identity, same_file
+from .common import add_inference_options, describe_error, formatter, inference_model
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+RESULTS = "detections.json"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Add ``predict`` to ``subparsers`` (from ``ArgumentParser.add_subparsers``); returns it."""
+    predict = subparsers.add_parser(
+        "predict", help="segment images and write annotated PNGs + a detections JSON",
+        formatter_class=formatter,
+        description="Run a model on images (files or folders) and draw the detections. An image that "
+                    "cannot be read is skipped (the command then exits with status 1 and says which).",
+        epilog="examples:\n"
+               "  yolact-edu predict                                  # bundled sample, untrained model\n"
+               "  yolact-edu predict street.jpg --weights weights/yolact_base_54_800000.pth\n"
+               "  yolact-edu predict photos/ --weights yolact_resnet50_54_800000.pth "
+               "--score-threshold 0.3 --output out/")
+    predict.add_argument("inputs", nargs="*", help="image files or folders (default: the bundled sample)")
+    predict.add_argument("--output", default="outputs/predict", help="output folder (default: %(default)s)")
+    add_inference_options(predict)
+    return predict
+
+
+def collect_images(inputs: list[str]) -> tuple[list[Path], list[Path]]:
+    """(image files, folders given) from the command line's files and folders; a folder
+    contributes its files with an image suffix (not recursively); a file given twice counts once."""
+    paths: list[Path] = []
+    folders: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in folder {path}")
+            folders.append(path)
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {path}")
+    unique: dict[tuple, Path] = {}
+    for path in paths:
+        unique.setdefault(file_identity(path), path)
+    return list(unique.values()), folders
+
+
+def output_names(paths: list[Path]) -> list[str]:
+    """One distinct PNG name per input: its stem where that is unique, else the stem with the
+    input's suffix (``a.jpg``, ``a.png`` -> ``a_jpg.png``, ``a_png.png``), then with its folder's
+    name (``x/a.jpg``, ``y/a.jpg`` -> ``x_a_jpg.png``, ``y_a_jpg.png``), then with its position."""
+    def name(index: int, level: int) -> str:
+        path = paths[index]
+        parts = [path.stem]
+        if level >= 1:
+            parts.append(path.suffix.lstrip(".").lower() or "image")
+        if level >= 2:
+            parts.insert(0, path.resolve().parent.name or "root")
+        if level >= 3:
+            parts.append(str(index))
+        return "_".join(parts) + ".png"
+
+    levels = [0] * len(paths)
+    while True:
+        names = [name(i, level) for i, level in enumerate(levels)]
+        counts = Counter(names)
+        clashing = [i for i, n in enumerate(names) if counts[n] > 1]
+        if not clashing:
+            return names
+        for i in clashing:
+            levels[i] = min(levels[i] + 1, 3)
+
+
+def detection_records(detections, source: str, output: str) -> list[dict]:
+    """``detections.json`` entries of one image: COCO-style ``[x, y, w, h]`` boxes and RLE masks."""
+    import numpy as np
+    from pycocotools import mask as mask_utils
+
+    records = []
+    for i in range(len(detections)):
+        x1, y1, x2, y2 = detections.boxes[i].tolist()
+        rle = mask_utils.encode(np.asfortranarray(detections.masks[i].numpy().astype(np.uint8)))
+        records.append({"file_name": source, "output": output, "label": int(detections.labels[i]),
+                        "category": detections.class_labels[i], "score": float(detections.scores[i]),
+                        "bbox": [x1, y1, x2 - x1, y2 - y1],
+                        "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}})
+    return records
+
+
+def run(args) -> int:
+    """Execute the parsed ``predict`` command; returns the exit status."""
+    from ..data.images import read_image, sample_image
+    from ..viz.draw import draw_detections, encode_image
+
+    paths, folders = collect_images(args.inputs) if args.inputs else ([], [])
+    for folder in folders:
+        if same_file(folder, args.output):
+            raise OutputConflict(f"--output {args.output} is also an input folder: the drawn images would "
+                                 "land among the photos and be read as inputs next time; choose another folder")
+    outputs = OutputFolder(args.output, force=args.force, protect=paths)
+    names = output_names(paths) if paths else ["sample.png"]
+    # Checked and recorded in the ledger at once, before the model is even built (one ledger write,
+    # however many images).
+    outputs.claim(*names, RESULTS)
+    model, threshold, detect_kwargs = inference_model(args)
+    sources = [str(p) for p in paths] or ["sample.jpg"]
+    records, failures = [], []
+    for index, (source, name) in enumerate(zip(sources, names)):
+        try:
+            image = read_image(paths[index]) if paths else sample_image()
+        except (OSError, ValueError) as exc:
+            failures.append(f"{source}: {describe_error(exc)}")
+            print(f"skipped {source}: {describe_error(exc)}", file=sys.stderr)
+            continue
+        start = time.perf_counter()
+        # score threshold and top-k inside detect: only the kept detections' masks are upsampled
+        detections = model.predict(image, autocast=args.autocast, nms=args.nms, score_threshold=threshold,
+                                   top_k=args.top_k, **detect_kwargs).cpu()
+        elapsed = time.perf_counter() - start
+        png = outputs.write_bytes(name, encode_image(draw_detections(image, detections)))
+        print(f"{source}: {len(detections)} detections in {elapsed * 1000:.0f} ms -> {png}")
+        records += detection_records(detections, source, name)
+        del image, detections
+    print(f"wrote {outputs.write_text(RESULTS, json.dumps(records, indent=1))}")
+    if failures:
+        print(f"error: {len(failures)} of {len(sources)} images could not be read (the other "
+              f"{len(sources) - len(failures)} are done): " + "; ".join(failures), file=sys.stderr)
+        return 1
+    return 0
+
+
+__all__ = ["add_parser", "run", "collect_images", "output_names", "detection_records", "IMAGE_SUFFIXES"]

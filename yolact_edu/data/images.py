@@ -1,0 +1,56 @@
+"""The one image reader: every image the package reads (datasets, ``predict``, ``data show``,
+the bundled sample) goes through :func:`read_image`, so a 16-bit PNG or a grayscale JPEG means
+the same pixels everywhere.
+
+    >>> from yolact_edu.data.images import read_image, sample_image
+    >>> image = read_image("photo.jpg")        # HxWx3 uint8 RGB
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..files.locations import assets_dir
+
+
+def decode_image(path: str | Path) -> np.ndarray | None:
+    """An image file in any layout as HxWx3 uint8 RGB, or None if it cannot be decoded.
+
+    Grayscale is repeated to 3 channels, alpha dropped, 16-bit scaled to 8-bit (x / 257). EXIF
+    orientation is ignored: COCO annotations refer to the pixels as stored.
+    """
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        return None
+    if image.dtype == np.uint16:
+        image = (image.astype(np.float32) / 257.0).round().astype(np.uint8)
+    elif image.dtype != np.uint8:
+        image = np.clip(image, 0, 255).astype(np.uint8)
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2RGB)
+    if image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
+    if image.shape[2] == 1:
+        return cv2.cvtColor(image[:, :, 0], cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """:func:`decode_image`, with a FileNotFoundError or ValueError naming the file instead of None."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"image not found: {path}")
+    image = decode_image(path)
+    if image is None:
+        raise ValueError(f"cannot decode image {path} (corrupt or not an image)")
+    return image
+
+
+def sample_image() -> np.ndarray:
+    """The bundled 640x480 sample picture (procedurally painted shapes), HxWx3 uint8 RGB."""
+    return read_image(assets_dir() / "sample.jpg")
+
+
+__all__ = ["decode_image", "read_image", "sample_image"]

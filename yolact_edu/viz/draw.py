@@ -1,0 +1,185 @@
+"""Drawing detections (and reading/writing images) for figures, the CLI and widgets."""
+from __future__ import annotations
+
+import colorsys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..detections import Detections
+from ..files.atomic_write import write_atomically
+
+
+def class_color(label: int) -> tuple[int, int, int]:
+    """A stable, well-separated RGB colour for a class index (golden-ratio hue walk)."""
+    hue = (label * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return int(r * 255), int(g * 255), int(b * 255)
+
+
+def encode_image(image: np.ndarray, suffix: str = ".png") -> bytes:
+    """An HxWx3 uint8 RGB image encoded as a file of type ``suffix`` (".png", ".jpg", ...)."""
+    ok, encoded = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"OpenCV cannot encode an image as {suffix!r}")
+    return encoded.tobytes()
+
+
+def write_image(path: str | Path, image: np.ndarray) -> Path:
+    """Write an HxWx3 uint8 RGB image (format from the suffix) atomically; creates parent folders.
+
+    An OSError (full disk, no permission) names the path and the cause."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_atomically(path, encode_image(image, path.suffix or ".png"), fsync=False)
+
+
+def draw_instances(image: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labels: list[int],
+                   captions: list[str], alpha: float = 0.45, show_boxes: bool = True,
+                   show_labels: bool = True) -> np.ndarray:
+    """Overlay instances on a copy of ``image`` (HxWx3 uint8 RGB).
+
+    masks [N,H,W] bool; boxes [N,4] xyxy pixels; labels [N] class indices (they pick the
+    colour); captions [N] the text drawn above each box. Instance 0 is painted last, so it
+    stays on top.
+    """
+    out = np.ascontiguousarray(image, dtype=np.uint8).copy()
+    for i in reversed(range(len(labels))):
+        # Blend inside the mask's bounding rectangle only: on a 12-megapixel photo a float copy of
+        # the whole image per mask would cost far more memory than the masks themselves.
+        mask = np.asarray(masks[i]).astype(bool, copy=False)
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        if not len(rows):
+            continue
+        top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+        region, inside = out[top:bottom, left:right], mask[top:bottom, left:right]
+        color = np.array(class_color(int(labels[i])), np.float32)
+        region[inside] = (region[inside].astype(np.float32) * (1 - alpha) + color * alpha).clip(0, 255).round()
+    thickness = max(1, round(max(image.shape[:2]) / 400))
+    for i in reversed(range(len(labels))):
+        color = class_color(int(labels[i]))
+        x1, y1, x2, y2 = (int(v) for v in boxes[i])
+        if show_boxes:
+            cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
+        if show_labels:
+            scale = 0.4 * thickness
+            (tw, th), base = cv2.getTextSize(captions[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            top = max(0, y1 - th - base - 2)
+            cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
+            cv2.putText(out, captions[i], (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                        (0, 0, 0), 1, cv2.LINE_AA)
+    return out
+
+
+def draw_detections(image: np.ndarray, detections: Detections, score_threshold: float = 0.0,
+                    top_k: int | None = None, alpha: float = 0.45, show_boxes: bool = True,
+                    show_labels: bool = True) -> np.ndarray:
+    """Overlay masks, boxes and "class score" labels on a copy of ``image`` (HxWx3 uint8 RGB).
+
+    The best-scoring detection is painted last so it stays on top.
+    """
+    dets = detections.cpu().filter(score_threshold, top_k)
+    captions = [f"{name} {score:.2f}" for name, score in zip(dets.class_labels, dets.scores.tolist())]
+    return draw_instances(image, dets.masks.numpy(), dets.boxes.numpy(), dets.labels.tolist(), captions,
+                          alpha, show_boxes, show_labels)
+
+
+def draw_annotations(dataset, index: int, alpha: float = 0.45) -> np.ndarray:
+    """The ground truth of ``dataset[index]`` (a :class:`~yolact_edu.data.CocoDataset`) drawn on
+    its original image: masks, boxes and class names ("crowd" marked), HxWx3 uint8 RGB."""
+    image = dataset.load_image(index)
+    if image is None:
+        raise ValueError(f"image {dataset.image_info(index)['file_name']} of {dataset.annotation_file} "
+                         f"cannot be read")
+    target = dataset.load_target(index)
+    labels = target["labels"].tolist()
+    captions = [dataset.class_names[label] + (" (crowd)" if crowd else "")
+                for label, crowd in zip(labels, target["iscrowd"].tolist())]
+    return draw_instances(image, target["masks"].numpy(), target["boxes"].numpy(), labels, captions, alpha)
+
+
+def show_annotations(dataset, index: int, ax=None):
+    """Look before you train: draw the ground truth of ``dataset[index]`` with matplotlib.
+
+    Shows masks, boxes and class names on the original image, titled with the file name and
+    instance count. Returns the matplotlib Axes (a new figure when ``ax`` is None).
+    """
+    import matplotlib.pyplot as plt
+
+    picture = draw_annotations(dataset, index)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 6 * picture.shape[0] / picture.shape[1]))
+    info = dataset.image_info(index)
+    count = len(dataset.load_target(index)["labels"])
+    ax.imshow(picture)
+    ax.set_title(f"{info['file_name']}: {count} instance{'s' if count != 1 else ''}")
+    ax.axis("off")
+    return ax
+
+
+def prototype_grid(proto, columns: int = 8, gap: int = 2) -> np.ndarray:
+    """Prototypes [Hp,Wp,k] (a tensor or array, >= 0 after ReLU) -> one RGB uint8 mosaic.
+
+    Each tile is scaled to its own [min, max] (prototypes differ in range by orders of magnitude)
+    and coloured with viridis; tiles run left to right, top to bottom, prototype 0 first.
+    """
+    import matplotlib
+
+    proto = proto.detach().float().cpu().numpy() if hasattr(proto, "detach") else np.asarray(proto, np.float32)
+    height, width, k = proto.shape
+    rows = -(-k // columns)
+    columns = min(columns, k)
+    canvas = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, np.uint8)
+    colormap = matplotlib.colormaps["viridis"]
+    for i in range(k):
+        tile = proto[..., i]
+        span = tile.max() - tile.min()
+        tile = (tile - tile.min()) / span if span > 0 else np.zeros_like(tile)
+        r, c = divmod(i, columns)
+        y, x = r * (height + gap), c * (width + gap)
+        canvas[y:y + height, x:x + width] = (colormap(tile)[..., :3] * 255).astype(np.uint8)
+    return canvas
+
+
+def tile_grid(maps, columns: int = 8, gap: int = 2) -> np.ndarray:
+    """Maps [k,H,W] (tensor or array, any sign) -> one float mosaic with NaN in the gaps.
+
+    Unlike :func:`prototype_grid` the values are kept, so all tiles share one colour scale
+    (``imshow(grid, cmap="RdBu_r", vmin=-m, vmax=m)``): that is what comparing contributions
+    c_i P_i or running sums needs. NaN gaps render as the axes background."""
+    maps = maps.detach().float().cpu().numpy() if hasattr(maps, "detach") else np.asarray(maps, np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be [k,H,W], got shape {maps.shape}")
+    k, height, width = maps.shape
+    columns = max(1, min(columns, k))
+    rows = max(1, -(-k // columns))
+    canvas = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap), np.nan, np.float32)
+    for i in range(k):
+        r, c = divmod(i, columns)
+        canvas[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = maps[i]
+    return canvas
+
+
+LOSS_PARTS = ("box", "conf", "mask", "segm", "maskiou")
+
+
+def plot_loss_curves(log: dict, ax=None, parts=LOSS_PARTS):
+    """Loss components against iteration from :func:`yolact_edu.training.log.read_log`'s dict.
+
+    Returns the matplotlib Axes (a new figure when ``ax`` is None)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    for part in parts:
+        if part in log:
+            ax.plot(log["iteration"], log[part], label=part)
+    if "total" in log:
+        ax.plot(log["iteration"], log["total"], label="total", color="black", linewidth=2)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    return ax
