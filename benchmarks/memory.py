@@ -50,11 +50,12 @@ if case == "library predict":
     count = len(detections)
 else:
     import importlib
-    from yolact_edu.cli.main import main
+    from yolact_edu.cli import main      # the entry point, in every version of the package
     n = int(case.split(",")[1].split()[0])
     # note the peak once the model is built (wherever this version of the package keeps that step)
     modules = []
-    for name in ("yolact_edu.cli.common", "yolact_edu.cli.predict", "yolact_edu.cli.main"):
+    for name in ("yolact_edu.cli.common", "yolact_edu.cli.predict",            # this layout
+                 "yolact_edu.cli_common", "yolact_edu.cli_predict", "yolact_edu.cli"):  # before issue 12
         try:
             modules.append(importlib.import_module(name))
         except ImportError:

@@ -23,14 +23,8 @@ import pytest
 from file_server import FileServer
 from pycocotools.coco import COCO
 
-from yolact_edu.data.coco_subset import (
-    CocoSubsetError,
-    UnsafeArchiveError,
-    annotations_file,
-    build_coco_subset,
-    download_coco_annotations,
-    subset_summary,
-)
+from yolact_edu.data.coco_annotations import UnsafeArchiveError, annotations_file, download_coco_annotations
+from yolact_edu.data.coco_subset import CocoSubsetError, build_coco_subset, subset_summary
 from yolact_edu.files.download import DownloadError
 
 CATEGORIES = [

@@ -10,6 +10,12 @@ matplotlib.use("Agg")
 
 import yolact_edu as ye  # noqa: E402
 from yolact_edu.lessons.landscape import published as ls  # noqa: E402
+from yolact_edu.lessons.landscape.measured import (  # noqa: E402
+    LatencyMeasurement,
+    measure_latency,
+    measurements_table,
+    plot_speed_beside,
+)
 from yolact_edu.lessons.tables import html_table, markdown_table  # noqa: E402
 
 
@@ -104,11 +110,11 @@ def test_measure_latency_reports_medians_for_a_model():
     torch.manual_seed(0)
     model = ye.Yolact(ye.get_config("yolact_tiny")).eval()
     image = (np.random.RandomState(0).rand(60, 80, 3) * 255).astype(np.uint8)
-    m = ls.measure_latency(model, image, "yolact_tiny", "untrained", repeats=2, warmup=0)
+    m = measure_latency(model, image, "yolact_tiny", "untrained", repeats=2, warmup=0)
     assert m.network_ms > 0 and m.predict_ms > 0 and m.input_size == 192 and m.repeats == 2
     assert math.isclose(m.fps, 1000 / m.predict_ms)
     assert "CPU" in m.device and m.detections >= 0
-    row = ls.measurements_table([m])[0]
+    row = measurements_table([m])[0]
     assert row["input"] == "192x192" and row["model"] == "yolact_tiny"
 
 
@@ -116,8 +122,8 @@ def test_plot_speed_beside_marks_this_machine_apart():
     import matplotlib.pyplot as plt
 
     published = [ls.find("YOLACT-550", "R101-FPN", gpu="Titan Xp"), ls.find("YolactEdge", "R50-FPN", "RTX 2080 Ti")]
-    measured = ls.LatencyMeasurement("yolact_base", "untrained", 550, "CPU x86_64, 2 cores", 400.0, 500.0, 0, 3)
-    ax = ls.plot_speed_beside(published, [measured])
+    measured = LatencyMeasurement("yolact_base", "untrained", 550, "CPU x86_64, 2 cores", 400.0, 500.0, 0, 3)
+    ax = plot_speed_beside(published, [measured])
     bars = ax.patches
     assert len(bars) == 3
     assert [b.get_hatch() or "" for b in bars] == ["", "", "//"]

@@ -9,17 +9,19 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import yolact_edu as ye  # noqa: E402
-from yolact_edu.lessons.priors import (  # noqa: E402
+from yolact_edu.lessons.matching import (  # noqa: E402
     classify_priors,
-    draw_level_priors,
     explain_encoding,
     matching_statistics,
     plot_encoding,
     plot_iou_histogram,
     plot_matching,
     plot_positives_vs_size,
-    plot_prior_levels,
     positives_vs_box_size,
+)
+from yolact_edu.lessons.priors import (  # noqa: E402
+    draw_level_priors,
+    plot_prior_levels,
     prior_level_index,
     prior_levels,
     prior_table,

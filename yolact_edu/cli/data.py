@@ -75,7 +75,8 @@ def run(args) -> int:
               f"{paths['train_annotations']}, {paths['val_annotations']}")
         return 0
     if args.data_command == "coco-subset":
-        from ..data.coco_subset import annotations_file, build_coco_subset, download_coco_annotations
+        from ..data.coco_annotations import annotations_file, download_coco_annotations
+        from ..data.coco_subset import build_coco_subset
         annotations = args.annotations
         if args.download_annotations:
             folder = download_coco_annotations(args.download_annotations, retries=args.retries)

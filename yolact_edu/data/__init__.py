@@ -8,7 +8,8 @@ shapes set and a builder for real COCO subsets.
 """
 from .augment import Sample, SSDAugmentation
 from .coco import CocoDataset, DatasetError, DatasetReport, collate
-from .coco_subset import annotations_file, build_coco_subset, download_coco_annotations
+from .coco_annotations import annotations_file, download_coco_annotations
+from .coco_subset import build_coco_subset
 from .images import read_image, sample_image
 from .shape_scenes import SHAPE_CLASSES
 from .shapes import make_shapes, shapes_exist

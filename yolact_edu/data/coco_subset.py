@@ -3,7 +3,8 @@
 Retraining YOLACT on all of COCO takes days; the retraining notebook instead picks
 some categories and a seeded sample of images that contain them. Two steps:
 
-    >>> from yolact_edu.data.coco_subset import annotations_file, build_coco_subset, download_coco_annotations
+    >>> from yolact_edu.data.coco_annotations import annotations_file, download_coco_annotations
+    >>> from yolact_edu.data.coco_subset import build_coco_subset
     >>> ann_dir = download_coco_annotations("data/coco")            # ~250 MB once, then cached
     >>> subset = build_coco_subset(annotations_file(ann_dir, "val2017"), "data/coco_pets",
     ...                            categories=["cat", "dog"], max_images=200, seed=0)
@@ -12,7 +13,7 @@ some categories and a seeded sample of images that contain them. Two steps:
 
 Both steps are safe to interrupt and re-run. Downloads go through
 :func:`yolact_edu.files.download.download_file` (resumable, atomic, retried); the annotation
-archive is checked member by member before anything is extracted; image file names
+archive is checked member by member before anything is extracted (:mod:`.coco_annotations`); image file names
 from the JSON are checked before anything is fetched, because a crafted annotation
 file must not be able to write outside the output folder. The subset JSON is written
 last, so its presence means every image it lists is on disk.
@@ -23,173 +24,25 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import shutil
-import stat
-import tempfile
-import urllib.parse
-import zipfile
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path, PureWindowsPath
 
 import cv2
 from pycocotools.coco import COCO
 from tqdm import tqdm
 
-from ..files.atomic_write import temporary_path, write_atomically
+from ..files.atomic_write import temporary_path
 from ..files.download import download_file
 from ..files.output_folder import OutputFolder
 from .coco import coco_from_dict
 
-__all__ = [
-    "COCO_ANNOTATIONS_URL",
-    "CocoSubsetError",
-    "UnsafeArchiveError",
-    "annotations_file",
-    "build_coco_subset",
-    "download_coco_annotations",
-    "subset_summary",
-]
-
-COCO_ANNOTATIONS_URL = "http://images.cocodataset.org/annotations/annotations_trainval2017.zip"
-
-
-class UnsafeArchiveError(ValueError):
-    """An archive member would be written outside the destination, or is a link/device."""
-
+__all__ = ["CocoSubsetError", "build_coco_subset", "subset_summary"]
 
 class CocoSubsetError(RuntimeError):
     """Some images of a subset could not be fetched; the ones that could are kept on disk."""
-
-
-# --------------------------------------------------------------------------- annotations
-
-
-def _check_member(info: zipfile.ZipInfo, root: Path) -> None:
-    """Raise UnsafeArchiveError unless ``info`` is a plain file or folder that stays inside ``root``."""
-    name = info.filename
-    # Zip names are meant to use "/", but extractors on Windows also split on "\",
-    # so both count as separators when looking for ".." and absolute names.
-    parts = re.split(r"[\\/]", name)
-    if PurePosixPath(name).is_absolute() or PureWindowsPath(name).anchor or name.startswith("\\"):
-        raise UnsafeArchiveError(f"refusing archive member {name!r}: absolute path or drive letter")
-    if ".." in parts:
-        raise UnsafeArchiveError(f"refusing archive member {name!r}: '..' would leave the destination")
-    # Lexical, not resolve(): a folder the user symlinked into place (annotations -> /big/disk) is fine.
-    root = root.absolute()
-    if not Path(os.path.normpath(root / name)).is_relative_to(root):
-        raise UnsafeArchiveError(f"refusing archive member {name!r}: resolves outside {root}")
-    kind = stat.S_IFMT(info.external_attr >> 16)
-    if kind == stat.S_IFLNK:
-        raise UnsafeArchiveError(f"refusing archive member {name!r}: symbolic link")
-    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-        raise UnsafeArchiveError(f"refusing archive member {name!r}: not a regular file (mode {kind:o})")
-
-
-def _check_zip_integrity(path: Path) -> None:
-    """download_file's verify hook: a corrupt archive is deleted, not kept for resuming."""
-    with zipfile.ZipFile(path) as archive:
-        bad = archive.testzip()  # reads every member and checks its CRC
-    if bad is not None:
-        raise zipfile.BadZipFile(f"member {bad!r} is corrupt")
-
-
-def _extract_safely(archive_path: Path, dest_dir: Path, marker: Path) -> list[str]:
-    """Extract every file of the archive into ``dest_dir``; return the files' relative names.
-
-    All members are checked before the first byte is written, and files are
-    unpacked into a hidden temporary folder inside ``dest_dir`` and moved into
-    place with ``os.replace``, so no file under ``dest_dir`` is ever half-written.
-    ``marker`` lists what was extracted. A file already at a member's place is replaced only if
-    the marker names it (an earlier extraction's); anything else there is the user's, and
-    FileExistsError names it. The marker is written before the first file moves into place, so
-    a run cut during the moves still owns what it moved.
-    """
-    replaceable: set[str] = set()
-    if marker.exists():
-        replaceable = set(json.loads(marker.read_text()))
-    try:
-        archive = zipfile.ZipFile(archive_path)
-    except zipfile.BadZipFile as exc:
-        raise ValueError(f"{archive_path} is not a valid zip archive ({exc}); delete it to download it again") from exc
-    with archive:
-        members = archive.infolist()
-        for info in members:
-            _check_member(info, dest_dir)
-        files = [info for info in members if not info.is_dir()]
-        for info in files:
-            if (dest_dir / info.filename).exists() and info.filename not in replaceable:
-                raise FileExistsError(f"{dest_dir / info.filename} exists and was not extracted by yolact_edu; "
-                                      f"it is kept: move it away or extract {archive_path} elsewhere")
-        staging = Path(tempfile.mkdtemp(prefix=f".{archive_path.name}.extract-", dir=dest_dir))
-        try:
-            for info in files:
-                staged = staging / info.filename
-                staged.parent.mkdir(parents=True, exist_ok=True)
-                # zipfile.extract would silently rewrite unsafe names; we have
-                # refused them above, so copying the stream is all that is left.
-                with archive.open(info) as source, open(staged, "wb") as out:
-                    shutil.copyfileobj(source, out, 1 << 20)
-            names = [info.filename for info in files]
-            write_atomically(marker, json.dumps(sorted(replaceable | set(names)), indent=1))
-            for info in files:
-                final = dest_dir / info.filename
-                final.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(staging / info.filename, final)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-    return [info.filename for info in files]
-
-
-def download_coco_annotations(
-    dest_dir: str | os.PathLike,
-    url: str = COCO_ANNOTATIONS_URL,
-    *,
-    progress: bool = True,
-    retries: int = 3,
-) -> Path:
-    """Download and extract the COCO annotation archive; return ``dest_dir / "annotations"``.
-
-    The archive is kept in ``dest_dir`` under its own name (a broken transfer is
-    resumed by the next call). Once extracted, a marker file lists what was
-    unpacked, and later calls whose files are all still present return at once
-    without touching the network. An interrupted extraction leaves no marker and
-    is redone. Raises UnsafeArchiveError (naming the member) for members with
-    absolute paths, '..' components or drive letters, and for links and devices,
-    before anything is extracted; DownloadError if the download fails.
-    """
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    archive_name = Path(urllib.parse.urlparse(url).path).name or "annotations.zip"
-    marker = dest_dir / f".{archive_name}.extracted"
-    annotations_dir = dest_dir / "annotations"
-
-    if marker.exists() and all((dest_dir / name).is_file() for name in json.loads(marker.read_text())):
-        return annotations_dir
-
-    archive_path = download_file(
-        url, dest_dir / archive_name, retries=retries, progress=progress, verify=_check_zip_integrity
-    )
-    for stale in dest_dir.glob(f".{archive_name}.extract-*"):  # left by an interrupted extraction
-        shutil.rmtree(stale, ignore_errors=True)
-    _extract_safely(archive_path, dest_dir, marker)
-    if not annotations_dir.is_dir():
-        raise ValueError(f"{archive_path} has no 'annotations/' folder; is {url} a COCO annotation archive?")
-    return annotations_dir
-
-
-def annotations_file(annotations_dir: str | os.PathLike, split: str = "val2017") -> Path:
-    """Path of ``instances_<split>.json`` in ``annotations_dir``; FileNotFoundError if missing."""
-    path = Path(annotations_dir) / f"instances_{split}.json"
-    if not path.is_file():
-        found = sorted(p.name for p in Path(annotations_dir).glob("instances_*.json"))
-        raise FileNotFoundError(
-            f"no COCO annotation file {path}; found {found or 'none'} there. "
-            "download_coco_annotations() fetches the official ones."
-        )
-    return path
 
 
 # --------------------------------------------------------------------------- subset
@@ -306,7 +159,7 @@ def build_coco_subset(
 ) -> Path:
     """Write a COCO subset to ``output_dir`` and return the path of its instances JSON.
 
-    annotations: an ``instances_*.json`` (see :func:`annotations_file`).
+    annotations: an ``instances_*.json`` (see :func:`~.coco_annotations.annotations_file`).
     categories: names (``"cat"``) or ids to keep; None keeps all. Ids stay the
         original COCO ids (non-contiguous: 1..90), as the dataset loader expects.
     max_images: how many images to sample (None: all) among those with at least

@@ -8,9 +8,9 @@ NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "01_two_ways_to_segment": ("pretrained", "two_ways.cost", "two_ways.maskrcnn", "two_ways.resolution",
                                "two_ways.single_shot", "two_ways.tasks"),
     "02_prototypes_and_coefficients": ("pretrained", "prototypes"),
-    "03_anchors_matching_fast_nms": ("pretrained", "priors", "nms_comparison", "tables"),
+    "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "tables"),
     "04_train_on_a_coco_subset": ("pretrained", "experiments"),
-    "05_real_time_landscape": ("pretrained", "landscape.published", "landscape.yolact_plus",
+    "05_real_time_landscape": ("pretrained", "landscape.published", "landscape.measured", "landscape.yolact_plus",
                                "landscape.mask_families", "landscape.family_demos", "tables"),
 }
 
