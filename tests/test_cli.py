@@ -36,3 +36,5 @@ def test_configs_lists_every_config(capsys):
     assert main(["configs"]) == 0
     out = capsys.readouterr().out
     assert "yolact_plus_base" in out and "YOLACT++" in out and "yolact_tiny" in out
+    lines = {line.split()[0]: line for line in out.splitlines()}
+    assert "light augmentation" in lines["yolact_tiny"] and "original augmentation" in lines["yolact_base"]

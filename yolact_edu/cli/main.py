@@ -16,13 +16,13 @@ import argparse
 import sys
 import warnings
 
-from . import data, demo, predict, train, video, weights
+from . import configs, data, demo, predict, train, video, weights
 from . import eval as evaluate
 from .common import debug_requested, describe_error, formatter
 
 # One module per command, each with add_parser(sub) and run(args), in the order `--help` lists them.
-COMMANDS = {"predict": predict, "weights": weights, "data": data, "demo": demo, "train": train,
-            "eval": evaluate, "video": video}
+COMMANDS = {"predict": predict, "weights": weights, "configs": configs, "data": data, "demo": demo,
+            "train": train, "eval": evaluate, "video": video}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     debug, argv = debug_requested(list(sys.argv[1:] if argv is None else argv))
     args = build_parser().parse_args(argv)
     handlers = {name: command.run for name, command in COMMANDS.items()}
-    handlers["configs"] = weights.run_configs
     python_format = warnings.formatwarning
     if not debug:       # a warning is one line too, without the source line Python appends
         warnings.formatwarning = lambda message, category, *_args, **_kwargs: f"warning: {message}\n"

@@ -1,5 +1,4 @@
-"""``yolact-edu weights``: list and download the original implementation's checkpoints,
-and ``yolact-edu configs``: the model configurations."""
+"""``yolact-edu weights``: list and download the original implementation's checkpoints."""
 from __future__ import annotations
 
 import sys
@@ -25,7 +24,6 @@ def add_parser(sub) -> None:
     download.add_argument("--base-url", help="mirror serving the files as BASE_URL/FILE_NAME")
     download.add_argument("--force", action="store_true", help="download again even if present")
     download.add_argument("--retries", type=non_negative_int, default=3)
-    sub.add_parser("configs", help="list the model configurations")
 
 
 def run(args) -> int:
@@ -51,14 +49,4 @@ def run(args) -> int:
     return 0
 
 
-def run_configs(_args) -> int:
-    from ..config import get_config, list_configs
-    for name in list_configs():
-        cfg = get_config(name)
-        kind = "YOLACT++" if cfg.use_maskiou else "YOLACT"
-        print(f"{name:22s} {kind:9s} {cfg.backbone:10s} {cfg.max_size:4d}px  "
-              f"{cfg.num_anchors} anchors/cell  {cfg.num_classes} classes")
-    return 0
-
-
-__all__ = ["add_parser", "run", "run_configs"]
+__all__ = ["add_parser", "run"]
