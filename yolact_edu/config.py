@@ -33,6 +33,7 @@ COCO_CATEGORY_IDS: tuple[int, ...] = tuple(
 
 BASE_SCALES = (24, 48, 96, 192, 384)  # anchor side in pixels at 550, one per FPN level P3..P7
 MIN_INPUT_SIZE = 32   # the smallest input side S a config may ask for (the backbone halves it 5 times)
+AUGMENTATIONS = ("original", "light", "none")   # training augmentations by name (data.augment.augmentation)
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,8 @@ class YolactConfig:
                                  f"least 63 px, i.e. max_size >= 249; got max_size {self.max_size}")
         if self.optimizer not in ("sgd", "adamw"):
             raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {self.optimizer!r}")
-        if self.augmentation not in ("original", "light", "none"):
-            raise ValueError(f"config {self.name!r}: augmentation must be 'original', 'light' or 'none', "
+        if self.augmentation not in AUGMENTATIONS:
+            raise ValueError(f"config {self.name!r}: augmentation must be one of {', '.join(AUGMENTATIONS)}, "
                              f"got {self.augmentation!r}")
         if self.normalization not in ("mean_std", "unit"):
             raise ValueError(f"normalization must be 'mean_std' or 'unit', got {self.normalization!r}")
@@ -260,4 +261,4 @@ def get_config(name: str) -> YolactConfig:
 
 
 __all__ = ["YolactConfig", "list_configs", "get_config", "config_to_dict", "config_from_dict",
-           "COCO_CLASSES", "COCO_CATEGORY_IDS", "OFFICIAL_CONFIGS"]
+           "COCO_CLASSES", "COCO_CATEGORY_IDS", "OFFICIAL_CONFIGS", "AUGMENTATIONS"]

@@ -71,15 +71,11 @@ def stage_timer(timings: dict | None, name: str, device: torch.device | None = N
     if timings is None:
         yield
         return
-    if device is not None and device.type == "cuda":
-        torch.cuda.synchronize(device)
-    start = time.perf_counter()
+    start = clock(device)
     try:
         yield
     finally:
-        if device is not None and device.type == "cuda":
-            torch.cuda.synchronize(device)
-        timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+        timings[name] = timings.get(name, 0.0) + clock(device) - start
 
 
 @contextmanager

@@ -84,6 +84,12 @@ def device(name: str):
     return chosen
 
 
+def add_device_option(parser) -> None:
+    """``--device``, read by :func:`device`: the same option and help in every command."""
+    parser.add_argument("--device", default="auto",
+                        help="cpu, cuda, cuda:1 ... (default: auto, this process's GPU if CUDA is available)")
+
+
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
     """The model and drawing options that ``predict`` and ``video`` share."""
     parser.add_argument("--weights", help="checkpoint (.pth, yolact_edu or official); without it a "
@@ -94,7 +100,7 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=positive_int, default=15,
                         help="draw at most this many (default: %(default)s)")
     parser.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_device_option(parser)
     parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the random model (default: %(default)s)")
@@ -162,5 +168,5 @@ def describe_error(exc: BaseException) -> str:
 
 
 __all__ = ["formatter", "positive_int", "non_negative_int", "at_least", "fraction", "positive_float",
-           "device", "add_inference_options", "inference_model", "debug_requested", "describe_error",
-           "DEBUG_ENV"]
+           "device", "add_device_option", "add_inference_options", "inference_model", "SHAPES_ROOT",
+           "shapes_paths", "debug_requested", "describe_error", "DEBUG_ENV"]

@@ -25,7 +25,7 @@ from ..training.evaluation import evaluate
 from ..training.log import read_log
 from ..training.trainer import Trainer
 from ..viz.draw import draw_detections, encode_image, plot_loss_curves, prototype_grid
-from .common import SHAPES_ROOT, formatter, non_negative_int, positive_int
+from .common import SHAPES_ROOT, add_device_option, formatter, non_negative_int, positive_int
 from .common import device as chosen_device
 
 # Full demo: iterations of yolact_tiny at its batch size. Quick: enough to exercise every step.
@@ -148,7 +148,7 @@ def add_parser(sub) -> None:
     demo.add_argument("--output", default="outputs/demo", help="output folder (default: %(default)s)")
     demo.add_argument("--data", default=SHAPES_ROOT, help="shapes set folder, made if missing (default: %(default)s)")
     demo.add_argument("--max-iter", type=positive_int, help="override the number of iterations")
-    demo.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_device_option(demo)
     demo.add_argument("--seed", type=non_negative_int, default=0)
     demo.add_argument("--force", action="store_true",
                       help="replace files in the output folder that yolact-edu did not write")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import SHAPES_ROOT, device, formatter, positive_int, shapes_paths
+from .common import SHAPES_ROOT, add_device_option, device, formatter, positive_int, shapes_paths
 
 
 def add_parser(sub) -> None:
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
     evaluate.add_argument("--images", help="image folder (default: the shapes val images)")
     evaluate.add_argument("--max-images", type=positive_int, help="score only the first N images")
     evaluate.add_argument("--batch-size", type=positive_int, default=4)
-    evaluate.add_argument("--device", default="auto")
+    add_device_option(evaluate)
     evaluate.add_argument("--output", help="also write the metrics to this JSON file")
     evaluate.add_argument("--force", action="store_true",
                           help="replace an existing --output file that yolact-edu did not write")

@@ -3,8 +3,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..data.augment import AUGMENTATIONS
-from .common import at_least, device, formatter, non_negative_int, positive_float, positive_int, shapes_paths
+from ..config import AUGMENTATIONS
+from .common import (
+    add_device_option,
+    at_least,
+    device,
+    formatter,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    shapes_paths,
+)
 
 
 def add_parser(sub) -> None:
@@ -49,7 +58,7 @@ def add_parser(sub) -> None:
     recipe.add_argument("--seed", type=non_negative_int, default=0)
     run = train.add_argument_group("run")
     run.add_argument("--output", default="outputs/train", help="output folder (default: %(default)s)")
-    run.add_argument("--device", default="auto", help="cpu, cuda ... (default: cuda if available)")
+    add_device_option(run)
     run.add_argument("--workers", type=non_negative_int, default=0,
                      help="DataLoader worker processes (default: %(default)s)")
     run.add_argument("--checkpoint-every", type=positive_int, default=1000,

@@ -23,6 +23,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
+from ..config import AUGMENTATIONS
 from ..ops.preprocess import RGB_MEAN
 
 
@@ -220,8 +221,6 @@ class SSDAugmentation:
                 return out
         return self.drop_degenerate(self.resize(sample))
 
-
-AUGMENTATIONS = ("original", "light", "none")
 
 
 def augmentation(name: str, max_size: int) -> SSDAugmentation | None:

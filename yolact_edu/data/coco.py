@@ -210,10 +210,9 @@ class CocoDataset(torch.utils.data.Dataset):
             if augment.max_size != max_size:
                 raise ValueError(f"the augmentation ends at {augment.max_size} px but max_size is {max_size}")
             self.augmentation = augment
-        elif isinstance(augment, str):
-            self.augmentation = augmentation(augment, max_size)
-        else:
-            self.augmentation = SSDAugmentation(max_size) if augment else None
+        else:       # a name, or True / False for "original" / "none"
+            name = augment if isinstance(augment, str) else ("original" if augment else "none")
+            self.augmentation = augmentation(name, max_size)
         data = _load_json(self.annotation_file)
         path = self.annotation_file
         _check_unique(path, data["images"], "images")

@@ -31,7 +31,7 @@ def pairwise_mask_iou(masks_a: torch.Tensor, masks_b: torch.Tensor) -> torch.Ten
     b = masks_b.reshape(len(masks_b), -1).float()
     inter = a @ b.t()
     union = a.sum(1)[:, None] + b.sum(1)[None] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1), torch.zeros_like(inter))
+    return inter / union.clamp(min=1)  # union counts pixels: >= 1 unless both empty (then inter is 0)
 
 
 def mask_pair_iou(a, b) -> float:

@@ -112,7 +112,7 @@ class Trainer:
         if num_classes != cfg.num_classes:
             raise ValueError(f"the model predicts {cfg.num_classes} classes but the training set has "
                              f"{num_classes} categories; build the model with "
-                             f"cfg.replace(num_classes={num_classes}, class_names=dataset.class_names)")
+                             "cfg.with_classes(dataset.class_names)")
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.device = torch.device(device) if device is not None else distributed.default_device()
         self.batch_size = batch_size or cfg.batch_size

@@ -52,7 +52,7 @@ def measure_latency(model, image: np.ndarray, name: str, weights: str, repeats: 
 
 
 def measurements_table(measurements) -> list[dict]:
-    """Rows for :func:`markdown_table` / :func:`html_table`."""
+    """Rows for :func:`~yolact_edu.lessons.tables.markdown_table` / :func:`~yolact_edu.lessons.tables.html_table`."""
     return [{"model": m.name, "weights": m.weights, "input": f"{m.input_size}x{m.input_size}",
              "device": m.device, "network ms": f"{m.network_ms:.1f}", "predict ms": f"{m.predict_ms:.1f}",
              "predict FPS": f"{m.fps:.2f}", "detections": m.detections, "repeats": m.repeats}
