@@ -3,8 +3,10 @@
     >>> import yolact_edu as ye
     >>> model = ye.Yolact(ye.get_config("yolact_tiny")).eval()
     >>> detections = model.predict(image)          # image: HxWx3 uint8 RGB
+    >>> rcnn = ye.build_model("maskrcnn_tiny")      # every model by name, same faces
 """
-from .config import YolactConfig, get_config, list_configs
+from .build import build_model, get_model_config, list_models
+from .config import ModelConfig, YolactConfig, get_config, list_configs
 from .detections import Detections
 from .loss import YolactLoss
 from .model import Yolact
@@ -12,5 +14,6 @@ from .weights import CheckpointError, download_official, load_official
 
 __version__ = "0.1.0"
 
-__all__ = ["YolactConfig", "get_config", "list_configs", "Yolact", "Detections", "YolactLoss",
+__all__ = ["build_model", "get_model_config", "list_models", "ModelConfig",
+           "YolactConfig", "get_config", "list_configs", "Yolact", "Detections", "YolactLoss",
            "load_official", "download_official", "CheckpointError", "__version__"]

@@ -1,4 +1,4 @@
-"""The result of running YOLACT on one image."""
+"""The result of running an instance segmenter (YOLACT, Mask R-CNN, ...) on one image."""
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -16,8 +16,9 @@ class Detections:
     scores      [N]   float32 class confidence in [0, 1]
     labels      [N]   int64, 0-based foreground class (index into ``class_names``)
     masks       [N,H,W] bool at the original image size
-    coefs       [N,k] float32 mask coefficients in [-1, 1]
-    proto       [Hp,Wp,k] float32 prototypes of the image (>= 0), shared by all detections
+    coefs       [N,k] float32 mask coefficients in [-1, 1]; None for models without prototypes
+    proto       [Hp,Wp,k] float32 prototypes of the image (>= 0), shared by all detections;
+                None for models without prototypes (Mask R-CNN)
     mask_scores [N] float32 (YOLACT++: score x predicted mask IoU) or None
     boxes_rel   [N,4] float32 boxes relative to the input (0..1, unclipped), as used for the crop
     """
@@ -26,8 +27,8 @@ class Detections:
     scores: torch.Tensor
     labels: torch.Tensor
     masks: torch.Tensor
-    coefs: torch.Tensor
-    proto: torch.Tensor
+    coefs: torch.Tensor | None = None
+    proto: torch.Tensor | None = None
     mask_scores: torch.Tensor | None = None
     boxes_rel: torch.Tensor | None = None
     class_names: tuple[str, ...] = ()

@@ -99,7 +99,8 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="hide detections scoring below this, 0..1 (default 0.15; 0 without weights)")
     parser.add_argument("--top-k", type=positive_int, default=15,
                         help="draw at most this many (default: %(default)s)")
-    parser.add_argument("--nms", choices=("fast", "cross_class", "standard"), default="fast")
+    parser.add_argument("--nms", choices=("fast", "cross_class", "standard"),
+                        help="YOLACT's NMS (default: fast); Mask R-CNN runs its own per-class NMS")
     add_device_option(parser)
     parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
     parser.add_argument("--seed", type=non_negative_int, default=0,
@@ -113,21 +114,28 @@ def inference_model(args):
     score threshold to draw at and extra ``detect`` keywords: (model, threshold, detect_kwargs)."""
     import torch
 
-    from ..config import get_config
-    from ..model import Yolact
+    from ..build import build_model
+    from ..config import YolactConfig
     from ..training.checkpoint import load_model
 
     chosen = device(args.device)
     if args.weights:
         model = load_model(args.weights, config=args.config, device=chosen)
-        return model, 0.15 if args.score_threshold is None else args.score_threshold, {}
-    # An untrained model's softmax is nearly flat (~1/(C+1) per class), below the usual 0.05
-    # candidate threshold; lower it so the picture still shows the pipeline's output.
-    torch.manual_seed(args.seed)
-    model = Yolact(get_config(args.config or "yolact_tiny")).eval().to(chosen)
-    print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
-          f"(seed {args.seed}); its detections are meaningless until it is trained")
-    return model, 0.0 if args.score_threshold is None else args.score_threshold, {"conf_threshold": 0.0}
+        threshold, detect_kwargs = 0.15 if args.score_threshold is None else args.score_threshold, {}
+    else:
+        torch.manual_seed(args.seed)
+        model = build_model(args.config or "yolact_tiny").eval().to(chosen)
+        print(f"note: no --weights given, using a randomly initialised {model.cfg.name} "
+              f"(seed {args.seed}); its detections are meaningless until it is trained")
+        threshold = 0.0 if args.score_threshold is None else args.score_threshold
+        # An untrained YOLACT's softmax is nearly flat (~1/(C+1) per class), below the usual 0.05
+        # candidate threshold; lower it so the picture still shows the pipeline's output.
+        detect_kwargs = {"conf_threshold": 0.0} if isinstance(model.cfg, YolactConfig) else {}
+    if args.nms is not None:
+        if not isinstance(model.cfg, YolactConfig):
+            raise ValueError(f"--nms chooses YOLACT's NMS; {model.cfg.name} runs its own per-class NMS")
+        detect_kwargs["nms"] = args.nms
+    return model, threshold, detect_kwargs
 
 
 # -- the default data: the bundled synthetic shapes set -----------------------------------------

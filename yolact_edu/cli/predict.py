@@ -135,7 +135,7 @@ def run(args) -> int:
             continue
         start = time.perf_counter()
         # score threshold and top-k inside detect: only the kept detections' masks are upsampled
-        detections = model.predict(image, autocast=args.autocast, nms=args.nms, score_threshold=threshold,
+        detections = model.predict(image, autocast=args.autocast, score_threshold=threshold,
                                    top_k=args.top_k, **detect_kwargs).cpu()
         elapsed = time.perf_counter() - start
         png = outputs.write_bytes(name, encode_image(draw_detections(image, detections)))

@@ -36,7 +36,8 @@ def add_parser(sub) -> None:
     data.add_argument("--val-annotations", help="COCO instances JSON for validation mAP")
     data.add_argument("--val-images", help="folder of the validation images")
     model = train.add_argument_group("model")
-    model.add_argument("--config", default="yolact_tiny", help="config name (default: %(default)s)")
+    model.add_argument("--config", default="yolact_tiny",
+                       help="model name, any of `yolact-edu configs`, e.g. maskrcnn_tiny (default: %(default)s)")
     model.add_argument("--max-size", type=at_least(32), help="input side S (default: the config's)")
     model.add_argument("--weights", help="start from these weights (official or ours); head tensors whose "
                                          "shape differs (another class count) are re-initialised")
@@ -73,9 +74,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     import torch
 
-    from ..config import get_config
+    from ..build import build_model, get_model_config
     from ..data import CocoDataset
-    from ..model import Yolact
     from ..training import distributed
     from ..training.stop_signals import EXIT_CODES
     from ..training.trainer import Trainer
@@ -94,7 +94,7 @@ def run(args) -> int:
             train_ann, train_img = paths["train_annotations"], paths["train_images"]
             if not val_ann:
                 val_ann, val_img = paths["val_annotations"], paths["val_images"]
-        cfg = get_config(args.config)
+        cfg = get_model_config(args.config)
         if args.max_size:
             cfg = cfg.replace(max_size=args.max_size)
         main = distributed.rank() == 0
@@ -115,7 +115,7 @@ def run(args) -> int:
             raise ValueError(f"{val_ann} and {train_ann} have different categories "
                              f"({list(val_set.category_ids)[:8]} vs {list(train_set.category_ids)[:8]})")
         torch.manual_seed(args.seed)
-        model = Yolact(cfg)
+        model = build_model(cfg)
         if args.weights and not args.resume:
             load_matching(model, args.weights, verbose=main)
         chosen = device(args.device)

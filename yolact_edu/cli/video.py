@@ -49,7 +49,7 @@ def run(args) -> int:
     check_output(args.source, output, force=args.force)        # before the model is built
     model, threshold, detect_kwargs = inference_model(args)
     stats = annotate_video(model, args.source, output, score_threshold=threshold, top_k=args.top_k,
-                           nms=args.nms, autocast=args.autocast, max_frames=args.max_frames,
+                           autocast=args.autocast, max_frames=args.max_frames,
                            force=args.force, **detect_kwargs)
     stopped = " (stopped by Ctrl+C)" if stats["interrupted"] else ""
     print(f"{stats['frames']} frames in {stats['seconds']:.1f} s, {stats['fps']:.1f} FPS "

@@ -2,29 +2,25 @@
 -> detect -> :class:`~yolact_edu.detections.Detections` (paper fig. 2)."""
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..config import YolactConfig, get_config
 from ..detections import Detections
+from ..loss import YolactLoss
 from ..ops.anchors import make_priors
-from ..ops.preprocess import preprocess_images
 from ..postprocess import detect as run_detect
 from .backbone import build_backbone
 from .fpn import FPN
 from .head import PredictionHead
 from .maskiou import MaskIoUNet
 from .protonet import ProtoNet
-
-AUTOCAST_DTYPES = {"fp16": torch.float16, "float16": torch.float16,
-                   "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+from .segmenter import InstanceSegmenter
 
 
-class Yolact(nn.Module):
+class Yolact(InstanceSegmenter, nn.Module):
     """YOLACT / YOLACT++ for a :class:`~yolact_edu.config.YolactConfig`.
 
     Children (names = checkpoint keys): ``backbone``, ``proto_net``, ``maskiou_net``
@@ -58,38 +54,12 @@ class Yolact(nn.Module):
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
 
-    # -- preprocessing --------------------------------------------------------------------
-    def preprocess(self, images) -> torch.Tensor:
-        """Images -> normalised float tensor [B,3,S,S] (S = ``cfg.max_size``) on the model's device.
-
-        images: an HxWx3 uint8 RGB numpy array, a list of them, or a uint8 tensor
-        [3,H,W] / [B,3,H,W]; float arrays or tensors with values in [0, 1] are scaled by 255,
-        other values refused (:func:`~yolact_edu.ops.preprocess.image_to_tensor`). Stretch-resize
-        (bilinear, align_corners=False) on the float image, then (x - mean) / std in RGB
-        (mean 123.68, 116.78, 103.94; std 58.40, 57.12, 57.38), or x / 255 for DarkNet.
-        Output values roughly in [-2.2, 2.7].
-        See :mod:`yolact_edu.ops.preprocess`.
-        """
-        return preprocess_images(self._as_list(images), self.cfg.max_size, self.cfg.normalization,
-                                 self._device())
-
-    @staticmethod
-    def _as_list(images) -> list:
-        if isinstance(images, (list, tuple)):
-            return list(images)
-        if isinstance(images, torch.Tensor) and images.dim() == 4:
-            return list(images)
-        return [images]
-
-    @staticmethod
-    def image_size(image) -> tuple[int, int]:
-        """(height, width) of an HxWx3 array or a [3,H,W] tensor."""
-        if isinstance(image, np.ndarray):
-            return int(image.shape[0]), int(image.shape[1])
-        return int(image.shape[-2]), int(image.shape[-1])
-
-    def _device(self) -> torch.device:
-        return next(self.parameters()).device
+    def criterion(self):
+        """The training loss, ``(raw, targets) -> dict of scalar parts``: :class:`YolactLoss`,
+        with this model's mask re-scoring net for YOLACT++."""
+        loss = YolactLoss(self.cfg)
+        maskiou_net = getattr(self, "maskiou_net", None)
+        return lambda raw, targets: loss(raw, targets, maskiou_net=maskiou_net)
 
     # -- network --------------------------------------------------------------------------
     def priors(self, feature_sizes: Sequence[tuple[int, int]], device) -> torch.Tensor:
@@ -131,34 +101,3 @@ class Yolact(nn.Module):
                           top_k=top_k, nms=nms, iou_threshold=iou_threshold, crop=crop,
                           mask_threshold=mask_threshold,
                           maskiou_net=getattr(self, "maskiou_net", None), **kwargs)
-
-    @torch.no_grad()
-    def predict(self, images, autocast: str | None = None, **detect_kwargs):
-        """One-line inference: images (as :meth:`preprocess`) -> Detections, or a list of
-        them when ``images`` is a list or a 4-D tensor.
-
-        autocast: None (fp32), "fp16" or "bf16" — run the network under
-        ``torch.autocast`` (post-processing stays fp32).
-        """
-        single = not isinstance(images, (list, tuple)) and not (
-            isinstance(images, torch.Tensor) and images.dim() == 4)
-        image_list = self._as_list(images)
-        was_training = self.training
-        self.eval()  # BatchNorm must use its running statistics for inference
-        try:
-            x = self.preprocess(image_list)
-            with self.autocast_context(autocast, x.device):
-                raw = self(x)
-        finally:
-            self.train(was_training)
-        results = self.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
-        return results[0] if single else results
-
-    @staticmethod
-    def autocast_context(autocast: str | None, device: torch.device):
-        """A ``torch.autocast`` context for "fp16"/"bf16", or a no-op for None."""
-        if autocast is None:
-            return contextlib.nullcontext()
-        if autocast not in AUTOCAST_DTYPES:
-            raise ValueError(f"autocast must be None, 'fp16' or 'bf16', got {autocast!r}")
-        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from ..config import YolactConfig, config_from_dict, config_to_dict
+from ..build import build_model, config_from_dict
+from ..config import ModelConfig, YolactConfig, config_to_dict
 from ..files.atomic_write import write_atomically
-from ..model import Yolact
 from ..weights import (
     CheckpointError,
     as_state_dict,
@@ -37,7 +37,7 @@ FORMAT = "yolact_edu/1"
 _NAME = re.compile(r"^(?P<prefix>.+)_(?P<iteration>\d+)\.pth$")
 
 
-def checkpoint_name(cfg: YolactConfig, iteration: int) -> str:
+def checkpoint_name(cfg: ModelConfig, iteration: int) -> str:
     """``<config>_<iteration>.pth``, e.g. ``yolact_tiny_1200.pth`` (zero-padded so names sort)."""
     return f"{cfg.name}_{iteration:07d}.pth"
 
@@ -72,21 +72,22 @@ def is_training_checkpoint(obj) -> bool:
     return isinstance(obj, Mapping) and obj.get("format") == FORMAT
 
 
-def model_from_checkpoint(checkpoint: Mapping, source: str = "checkpoint") -> Yolact:
-    """Rebuild the model a checkpoint dict describes and load its weights (strict)."""
+def model_from_checkpoint(checkpoint: Mapping, source: str = "checkpoint") -> torch.nn.Module:
+    """Rebuild the model a checkpoint dict describes (of any family) and load its weights (strict)."""
     try:
         cfg = config_from_dict(dict(checkpoint["config"]))
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{source}: its config cannot be rebuilt: {exc}") from exc
-    model = Yolact(cfg)
+    model = build_model(cfg)
     check_state_dict(model, checkpoint["model"], source)
     model.load_state_dict(checkpoint["model"], strict=False)
     return model
 
 
 def load_model(path: str | os.PathLike, config: YolactConfig | str | None = None,
-               device: str | torch.device = "cpu") -> Yolact:
-    """A ready model (eval mode, on ``device``) from a yolact_edu checkpoint or an official file.
+               device: str | torch.device = "cpu") -> torch.nn.Module:
+    """A ready model (eval mode, on ``device``) from a yolact_edu checkpoint (any family) or an
+    official YOLACT file.
 
     yolact_edu checkpoints carry their config (``config`` must then be None or agree by name);
     official files take ``config`` or infer it from the file name, as :func:`load_official`.

@@ -4,8 +4,10 @@
     ...                   max_iter=2000, batch_size=8)
     >>> summary = trainer.run()          # Ctrl+C, SIGTERM or trainer.request_stop() end it cleanly
 
-One iteration: a batch of augmented images -> ``model(images)`` -> :class:`YolactLoss` ->
-sum of the parts -> backward -> optimiser step. Around it:
+One iteration: a batch of augmented images -> ``model(images)`` -> ``model.criterion()`` (for
+YOLACT, :class:`~yolact_edu.loss.YolactLoss`) -> sum of the parts -> backward -> optimiser step.
+Any model of :func:`~yolact_edu.build.build_model` trains the same way (a two-stage model, whose
+proposals are sampled against the ground truth, gets ``model(images, targets)``). Around it:
 
 * the learning rate follows :func:`~yolact_edu.training.schedule.recipe_for` (warm-up, step decay,
   scaled by batch size);
@@ -36,10 +38,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import config_from_dict
+from ..build import config_from_dict
 from ..data.coco import collate
 from ..files.output_folder import OutputFolder
-from ..loss import YolactLoss
 from . import distributed
 from .checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
 from .log import TrainingLog
@@ -47,7 +48,8 @@ from .sampling import EpochSampler, SeededDataset
 from .schedule import recipe_for
 from .stop_signals import StopSignals, ignore_stop_signals
 
-LOSS_COLUMNS = ("box", "conf", "mask", "segm", "maskiou", "total")   # shown on the progress bar
+# Log columns besides the loss parts (which are whatever the model's criterion returns).
+BOOKKEEPING = ("iteration", "epoch", "lr", "images_per_second", "skipped_steps", "seconds")
 
 
 def _check_count(name: str, value, least: int, optional: bool = False) -> None:
@@ -75,7 +77,8 @@ def build_optimizer(model: nn.Module, cfg, lr: float) -> torch.optim.Optimizer:
 
 
 class Trainer:
-    """Trains a :class:`~yolact_edu.Yolact` on a :class:`~yolact_edu.data.CocoDataset`.
+    """Trains a model (:class:`~yolact_edu.Yolact` or any of :func:`~yolact_edu.build.build_model`)
+    on a :class:`~yolact_edu.data.CocoDataset`.
 
     model: the model to train (its ``cfg.num_classes`` must match the dataset's categories).
     train_dataset: built with ``augment=True`` (or not, to overfit on purpose).
@@ -139,10 +142,11 @@ class Trainer:
                 p.requires_grad_(False)
         self._set_train_mode()
         self.use_amp = amp and self.device.type == "cuda"
-        self.criterion = YolactLoss(cfg)
+        self.criterion = model.criterion()
         self.optimizer = build_optimizer(model, cfg, self.schedule(0))
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
-        self.network = distributed.wrap(model, self.device, find_unused=cfg.use_maskiou or freeze_backbone)
+        self.network = distributed.wrap(model, self.device,
+                                        find_unused=getattr(cfg, "use_maskiou", False) or freeze_backbone)
 
         self.sampler = EpochSampler(len(train_dataset), seed, self.rank, self.world_size)
         self.loader = torch.utils.data.DataLoader(
@@ -268,16 +272,16 @@ class Trainer:
             group["lr"] = self.schedule(self.iteration)
         images = images.to(self.device, non_blocking=True)
         targets = [{k: v.to(self.device) if torch.is_tensor(v) else v for k, v in t.items()} for t in targets]
+        inputs = (images, targets) if getattr(self.model, "forward_takes_targets", False) else (images,)
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            raw = self.network(images)
+            raw = self.network(*inputs)
         raw = {k: v.float() for k, v in raw.items()}       # the loss in fp32: BCE/log terms need it
         self.optimizer.zero_grad(set_to_none=True)
         # Diverged weights give NaN outputs, on which the mask BCE raises rather than returning NaN:
         # test the outputs first, then the loss (all processes agree, so none waits for the others).
         outputs_finite = distributed.all_finite(torch.stack([v.detach().abs().amax() for v in raw.values()]))
         if outputs_finite:
-            maskiou_net = getattr(self.model, "maskiou_net", None)
-            losses = self.criterion(raw, targets, maskiou_net=maskiou_net)
+            losses = self.criterion(raw, targets)
             total = sum(losses.values())
         if not outputs_finite or not distributed.all_finite(total):
             self.skipped_steps += 1
@@ -350,7 +354,7 @@ class Trainer:
                     if log is not None:
                         log.write(row)
                         self._tensorboard(row)
-                    bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k in LOSS_COLUMNS}
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k not in BOOKKEEPING}
                                     | {"img/s": f"{row['images_per_second']:.1f}"})
                     self._emit("log", row)
                 bar.update(1)

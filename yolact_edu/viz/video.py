@@ -106,14 +106,15 @@ def check_output(source: str | int | os.PathLike, output: str | os.PathLike, *, 
 
 
 def annotate_video(model, source: str | int | os.PathLike, output: str | os.PathLike, *,
-                   score_threshold: float = 0.15, top_k: int | None = 15, nms: str = "fast",
+                   score_threshold: float = 0.15, top_k: int | None = 15,
                    autocast: str | None = None, max_frames: int | None = None,
                    progress: bool = True, fps: float | None = None, force: bool = False,
                    **detect_kwargs) -> dict:
     """Run ``model`` on every frame of ``source`` and write the drawn detections to ``output``.
 
-    model: a :class:`~yolact_edu.Yolact` (anything with ``predict(image_rgb, nms=, autocast=)``
-        returning :class:`~yolact_edu.Detections`); detect_kwargs go to ``predict`` as well.
+    model: any model of the package (anything with ``predict(image_rgb, autocast=)`` returning
+        :class:`~yolact_edu.Detections`); detect_kwargs (e.g. YOLACT's ``nms="standard"``) go to
+        ``predict`` as well.
     source: a video file, or a webcam index (int, or digits such as "0").
     output: .mp4 (mp4v) or .avi (MJPG); frames keep the source's size, the frame rate is the
         source's when it reports a sane one, else ``fps`` (default 30).
@@ -147,7 +148,7 @@ def annotate_video(model, source: str | int | os.PathLike, output: str | os.Path
                 break
             tic = time.perf_counter()
             frame_rgb = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB)
-            detections = model.predict(frame_rgb, nms=nms, autocast=autocast, **detect_kwargs)
+            detections = model.predict(frame_rgb, autocast=autocast, **detect_kwargs)
             drawn = draw_detections(frame_rgb, detections.cpu().filter(score_threshold, top_k))
             elapsed = max(time.perf_counter() - tic, 1e-9)
             busy += elapsed

@@ -1,0 +1,99 @@
+"""The faces every instance segmenter of the package shows (YOLACT, the teaching Mask R-CNN, the
+relatives), so that one Trainer, one ``evaluate``, one CLI and one benchmark serve them all::
+
+    x = model.preprocess(images)          # uint8 RGB images -> [B,3,S,S] normalised, on the device
+    raw = model(x)                         # dict of raw tensors (what the network itself computes)
+    parts = model.criterion()(raw, targets)    # training: dict of scalar loss parts
+    found = model.detect(raw, image_sizes)     # list of Detections at each image's size
+    found = model.predict(images)              # all of the above in one call (eval mode, no grad)
+
+A two-stage model samples its proposals against the ground truth, so its training forward
+needs the targets as well: such a model sets ``forward_takes_targets = True`` and the Trainer
+calls ``model(x, targets)``.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+from ..ops.preprocess import preprocess_images
+
+AUTOCAST_DTYPES = {"fp16": torch.float16, "float16": torch.float16,
+                   "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+class InstanceSegmenter:
+    """Mixin for an ``nn.Module`` with a ``cfg`` (:class:`~yolact_edu.config.ModelConfig`) and a
+    ``detect(raw, image_sizes, **kwargs)``: gives it ``preprocess`` and ``predict``."""
+
+    forward_takes_targets = False
+
+    # -- preprocessing --------------------------------------------------------------------
+    def preprocess(self, images) -> torch.Tensor:
+        """Images -> normalised float tensor [B,3,S,S] (S = ``cfg.max_size``) on the model's device.
+
+        images: an HxWx3 uint8 RGB numpy array, a list of them, or a uint8 tensor
+        [3,H,W] / [B,3,H,W]; float arrays or tensors with values in [0, 1] are scaled by 255,
+        other values refused (:func:`~yolact_edu.ops.preprocess.image_to_tensor`). Stretch-resize
+        (bilinear, align_corners=False) on the float image, then (x - mean) / std in RGB
+        (mean 123.68, 116.78, 103.94; std 58.40, 57.12, 57.38), or x / 255 for DarkNet.
+        Output values roughly in [-2.2, 2.7].
+        See :mod:`yolact_edu.ops.preprocess`.
+        """
+        return preprocess_images(self._as_list(images), self.cfg.max_size, self.cfg.normalization,
+                                 self._device())
+
+    @staticmethod
+    def _as_list(images) -> list:
+        if isinstance(images, (list, tuple)):
+            return list(images)
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            return list(images)
+        return [images]
+
+    @staticmethod
+    def image_size(image) -> tuple[int, int]:
+        """(height, width) of an HxWx3 array or a [3,H,W] tensor."""
+        if isinstance(image, np.ndarray):
+            return int(image.shape[0]), int(image.shape[1])
+        return int(image.shape[-2]), int(image.shape[-1])
+
+    def _device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    # -- inference ------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, images, autocast: str | None = None, **detect_kwargs):
+        """One-line inference: images (as :meth:`preprocess`) -> Detections, or a list of
+        them when ``images`` is a list or a 4-D tensor.
+
+        autocast: None (fp32), "fp16" or "bf16" — run the network under
+        ``torch.autocast`` (post-processing stays fp32).
+        """
+        single = not isinstance(images, (list, tuple)) and not (
+            isinstance(images, torch.Tensor) and images.dim() == 4)
+        image_list = self._as_list(images)
+        was_training = self.training
+        self.eval()  # BatchNorm must use its running statistics for inference
+        try:
+            x = self.preprocess(image_list)
+            with self.autocast_context(autocast, x.device):
+                raw = self(x)
+        finally:
+            self.train(was_training)
+        results = self.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
+        return results[0] if single else results
+
+    @staticmethod
+    def autocast_context(autocast: str | None, device: torch.device):
+        """A ``torch.autocast`` context for "fp16"/"bf16", or a no-op for None."""
+        if autocast is None:
+            return contextlib.nullcontext()
+        if autocast not in AUTOCAST_DTYPES:
+            raise ValueError(f"autocast must be None, 'fp16' or 'bf16', got {autocast!r}")
+        return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])
+
+
+__all__ = ["InstanceSegmenter", "AUTOCAST_DTYPES"]
