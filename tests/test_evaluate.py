@@ -92,7 +92,8 @@ def test_ground_truth_as_detections_scores_one(dataset, capsys):
     table = capsys.readouterr().out
     assert table.count("Average Precision") == 12 and "COCO segm: 6 images, 38 detections" in table
     for iou_type in ("bbox", "segm"):
-        assert set(metrics[iou_type]) == set(METRIC_NAMES)
+        assert set(metrics[iou_type]) == {*METRIC_NAMES, "AP90"}
+        assert metrics[iou_type]["AP90"] == pytest.approx(1.0)
         for name in AP_NAMES + ["AR10", "AR100"]:
             assert metrics[iou_type][name] in (pytest.approx(1.0), -1), (iou_type, name)
         assert metrics[iou_type]["AP"] == pytest.approx(1.0)
@@ -146,6 +147,11 @@ def test_shifted_and_wrong_class_detections(dataset):
         assert 0 < moved[iou_type]["AP"] < 1
         assert moved[iou_type]["AP"] < moved[iou_type]["AP50"]
     assert moved["bbox"]["AP50"] == pytest.approx(1.0) and moved["bbox"]["AP75"] < 0.5
+    assert moved["bbox"]["AP90"] == 0                     # box IoU 0.74: matched at 0.5, never at 0.9
+    # Moved by 7% (box IoU ~0.87): good enough at 0.75, not at 0.9, the boundary-sensitive figure.
+    nudged = coco_evaluate(dataset.coco, collect(dataset, lambda i: shifted(dataset, i, 0.07)),
+                           image_ids=dataset.ids, verbose=False)["bbox"]
+    assert nudged["AP75"] > 0.9 and nudged["AP90"] < 0.2
 
     def wrong_class(index):
         """Each object relabelled to a class none of whose objects its box overlaps at IoU >= 0.5
@@ -253,7 +259,7 @@ def test_evaluate_end_to_end(tiny_shapes_model, dataset, capsys):
     assert 0 < metrics["num_detections"] <= 6 * model.cfg.max_detections
     assert 0 < metrics["inference_seconds"] <= metrics["seconds"]
     for iou_type in ("bbox", "segm"):
-        assert set(metrics[iou_type]) == set(METRIC_NAMES)
+        assert set(metrics[iou_type]) == {*METRIC_NAMES, "AP90"}
         assert all(0 <= v <= 1 or v == -1 for v in metrics[iou_type].values())
 
     model.eval()

@@ -9,6 +9,7 @@
     yolact-edu weights download yolact_resnet50
     yolact-edu configs
     yolact-edu data shapes                   # the synthetic COCO-format set -> data/shapes/
+    yolact-edu bench compare                 # YOLACT vs Mask R-CNN, same data, same machine
 """
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ import argparse
 import sys
 import warnings
 
-from . import configs, data, demo, predict, train, video, weights
+from . import bench, configs, data, demo, predict, train, video, weights
 from . import eval as evaluate
 from .common import debug_requested, describe_error, formatter
 
 # One module per command, each with add_parser(sub) and run(args), in the order `--help` lists them.
 COMMANDS = {"predict": predict, "weights": weights, "configs": configs, "data": data, "demo": demo,
-            "train": train, "eval": evaluate, "video": video}
+            "train": train, "eval": evaluate, "video": video, "bench": bench}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,13 +1,15 @@
-"""``yolact-edu weights``: list and download the original implementation's checkpoints."""
+"""``yolact-edu weights``: list and download the original implementation's checkpoints; export a
+trained one, small and carrying its own figures."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
-from .common import formatter, non_negative_int
+from .common import add_device_option, device, formatter, non_negative_int, shapes_paths
 
 
 def add_parser(sub) -> None:
-    weights = sub.add_parser("weights", help="list or download the official checkpoints",
+    weights = sub.add_parser("weights", help="list or download the official checkpoints; export a trained one",
                              formatter_class=formatter,
                              epilog="examples:\n  yolact-edu weights list\n"
                                     "  yolact-edu weights download yolact_resnet50 --dir weights/\n"
@@ -24,11 +26,30 @@ def add_parser(sub) -> None:
     download.add_argument("--base-url", help="mirror serving the files as BASE_URL/FILE_NAME")
     download.add_argument("--force", action="store_true", help="download again even if present")
     download.add_argument("--retries", type=non_negative_int, default=3)
+    export = wsub.add_parser(
+        "export", help="strip a training checkpoint to a small float16 file that carries its own figures",
+        formatter_class=formatter,
+        description="Write config, weights and category ids in float16 (optimiser state dropped), scored on a "
+                    "validation set as they will be loaded; the figures, the run folder's record (iterations, "
+                    "images/s, training time) and --command go into the file's metadata, which is what the "
+                    "notebooks quote.",
+        epilog="example:\n  yolact-edu weights export outputs/run/checkpoints/yolact_tiny_0020000.pth "
+               "yolact_tiny_shapes.pth \\\n      --command 'yolact-edu train ...'")
+    export.add_argument("checkpoint", help="a yolact_edu training checkpoint")
+    export.add_argument("out", help="the file to write (refused if it exists, unless --force)")
+    export.add_argument("--full-precision", action="store_true", help="keep float32 weights")
+    export.add_argument("--annotations", help="COCO instances JSON to score on (default: the shapes val split)")
+    export.add_argument("--images", help="image folder (default: the shapes val images)")
+    export.add_argument("--command", dest="training_command", help="the command that trained it, recorded as given")
+    add_device_option(export)
+    export.add_argument("--force", action="store_true", help="replace an existing OUT")
 
 
 def run(args) -> int:
     from ..weights import OFFICIAL_FILES, download_official, official_url, weights_dir
 
+    if args.weights_command == "export":
+        return export(args)
     if args.weights_command == "list":
         here = weights_dir()
         for name, filename in OFFICIAL_FILES.items():
@@ -49,4 +70,31 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run"]
+def export(args) -> int:
+    from ..data import CocoDataset
+    from ..training.checkpoint import read_checkpoint
+    from ..training.export import export_small
+
+    out = Path(args.out)
+    if out.exists() and not args.force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    if bool(args.annotations) != bool(args.images):
+        raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
+    cfg = read_checkpoint(args.checkpoint)["config"]
+    annotations, images = args.annotations, args.images
+    if not annotations:
+        paths = shapes_paths()
+        annotations, images = paths["val_annotations"], paths["val_images"]
+    val = CocoDataset(annotations, images, max_size=cfg["max_size"], normalization=cfg["normalization"],
+                      verbose=False)
+    run_dir = Path(args.checkpoint).resolve().parent.parent
+    written = export_small(args.checkpoint, out, half=not args.full_precision, val_dataset=val,
+                           run_dir=run_dir if (run_dir / "log.csv").is_file() else None,
+                           command=args.training_command, device=device(args.device))
+    figures = read_checkpoint(written)["metadata"]["val"]
+    print(f"wrote {written} ({written.stat().st_size / 1e6:.1f} MB): box AP {figures['box_AP']:.3f}, "
+          f"mask AP {figures['mask_AP']:.3f} on {figures['images']} images of {annotations}")
+    return 0
+
+
+__all__ = ["add_parser", "run", "export"]

@@ -47,7 +47,8 @@ from tqdm.auto import tqdm
 from ..data.coco import coco_from_dict, collate, quietly
 from ..detections import Detections
 
-__all__ = ["IOU_TYPES", "METRIC_NAMES", "detections_to_coco", "coco_evaluate", "evaluate", "category_mapping"]
+__all__ = ["IOU_TYPES", "METRIC_NAMES", "ap_at_iou", "detections_to_coco", "coco_evaluate", "evaluate",
+           "category_mapping"]
 
 IOU_TYPES: tuple[str, ...] = ("bbox", "segm")
 
@@ -55,7 +56,9 @@ METRIC_NAMES: tuple[str, ...] = ("AP", "AP50", "AP75", "APs", "APm", "APl",
                                  "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 """Names of ``COCOeval.stats``, in its order: AP at IoU .50:.05:.95, at .50, at .75, AP for small
 (< 32² px), medium and large objects; AR with at most 1, 10, 100 detections per image, AR for
-small, medium and large objects (100 detections)."""
+small, medium and large objects (100 detections). Each metrics dict also has "AP90": AP at IoU
+0.90 alone, read from COCOeval's precision table (a boundary-sensitive figure: at 0.9 a mask
+must follow the object's outline, not just cover it)."""
 
 
 # -- Detections -> COCO results ----------------------------------------------------------------
@@ -269,7 +272,22 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
         else:
             quietly(evaluator.summarize)
         metrics[iou_type] = {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
+        metrics[iou_type]["AP90"] = ap_at_iou(evaluator, 0.9)
     return metrics
+
+
+def ap_at_iou(evaluator: COCOeval, iou: float) -> float:
+    """AP at one IoU threshold of an accumulated COCOeval (all areas, 100 detections), as
+    ``summarize`` computes AP50 and AP75: the mean precision over recall points and categories
+    that have ground truth; -1 when none has."""
+    thresholds = evaluator.params.iouThrs
+    index = int(np.argmin(np.abs(thresholds - iou)))
+    if abs(thresholds[index] - iou) > 1e-6:
+        raise ValueError(f"IoU {iou} is not one of COCOeval's thresholds {list(thresholds)}")
+    area = evaluator.params.areaRngLbl.index("all")
+    precision = evaluator.eval["precision"][index, :, :, area, -1]        # [recall points, categories]
+    valid = precision[precision > -1]
+    return float(valid.mean()) if valid.size else -1.0
 
 
 # -- which model class is which category of the file ---------------------------------------

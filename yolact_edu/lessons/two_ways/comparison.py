@@ -1,0 +1,150 @@
+"""The matched comparison (notebook 01 §6, ``yolact-edu bench compare``): YOLACT and Mask R-CNN,
+both trained on the same data, scored on the same images and timed on the same machine in one
+process.
+
+Accuracy comes from :func:`~yolact_edu.training.evaluation.evaluate` (pycocotools): box AP,
+mask AP, mask AP75 and mask AP90, the boundary-sensitive figure (at IoU 0.9 a mask must
+follow the outline, where Mask R-CNN's 28x28 grid and YOLACT's prototypes at 1/4 of the input
+differ most). Latency is end-to-end ``predict`` at batch 1 (uint8 image in, image-size masks
+out) with the output forced to N detections, N = 1 .. 100, the models' runs interleaved count by
+count so that a machine slowing down mid-way hurts both alike; medians after warm-up.
+
+At the paper's scale, :func:`paper_scale` times ``yolact_resnet50`` against torchvision's Mask
+R-CNN R50-FPN (random weights; cost does not depend on them), both forced to 100 detections,
+stage by stage.
+"""
+from __future__ import annotations
+
+import platform
+import statistics
+from collections.abc import Mapping, Sequence
+
+import torch
+
+from ...bench.timing import STAGES, machine_name, timed_predict
+from ...build import build_model
+from ...training.evaluation import evaluate
+from .cost import INSTANCE_COUNTS, fixed_output_count, format_table, inference_time
+from .maskrcnn import maskrcnn_model, model_device, run_maskrcnn
+
+ACCURACY_COLUMNS = (("box_AP", "bbox", "AP"), ("box_AP75", "bbox", "AP75"), ("mask_AP", "segm", "AP"),
+                    ("mask_AP75", "segm", "AP75"), ("mask_AP90", "segm", "AP90"))
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def accuracy(model: torch.nn.Module, dataset, max_images: int | None = None) -> dict:
+    """COCO figures of one model on ``dataset`` (values in [0, 1]): box AP, box AP75, mask AP,
+    mask AP75, mask AP90, plus "images" scored and "params"."""
+    metrics = evaluate(model, dataset, max_images=max_images, progress=False, verbose=False)
+    row = {name: metrics[kind][key] for name, kind, key in ACCURACY_COLUMNS}
+    return row | {"images": metrics["num_images"], "params": parameter_count(model)}
+
+
+@torch.no_grad()
+def latency_curve(models: Mapping[str, torch.nn.Module], image, counts: Sequence[int] = INSTANCE_COUNTS,
+                  repeats: int = 5, warmup: int = 2) -> dict:
+    """End-to-end ``predict`` of each model on one HxWx3 uint8 image with the output forced to N
+    detections, for each N in ``counts`` (:func:`~yolact_edu.lessons.two_ways.cost.inference_time`).
+
+    Returns {name: {"counts", "instances" (detections actually returned), "median_ms", "min_ms"}}.
+    """
+    curves = {name: {"counts": list(counts), "instances": [], "median_ms": [], "min_ms": []} for name in models}
+    for count in counts:
+        for name, model in models.items():            # interleaved: drift hits every model alike
+            timing = inference_time(model, image, instances=int(count), repeats=repeats, warmup=warmup)
+            curves[name]["instances"].append(timing["instances"])
+            curves[name]["median_ms"].append(timing["median_ms"])
+            curves[name]["min_ms"].append(timing["min_ms"])
+    return curves
+
+
+def environment(device) -> dict:
+    """Where the figures were taken: machine, torch version, Python."""
+    return {"machine": machine_name(device), "device": str(device), "torch": torch.__version__,
+            "python": platform.python_version()}
+
+
+def matched_comparison(models: Mapping[str, torch.nn.Module], dataset, image, *, max_images: int | None = None,
+                       counts: Sequence[int] = INSTANCE_COUNTS, repeats: int = 5, warmup: int = 2) -> dict:
+    """Accuracy of every model on the same ``dataset`` images, then their latency curves on ``image``.
+
+    Returns {"environment", "accuracy": {name: accuracy(...)}, "latency": latency_curve(...)}."""
+    device = model_device(next(iter(models.values())))
+    return {"environment": environment(device),
+            "accuracy": {name: accuracy(model, dataset, max_images) for name, model in models.items()},
+            "latency": latency_curve(models, image, counts, repeats, warmup),
+            "settings": {"repeats": repeats, "warmup": warmup, "image_size": list(image.shape[:2])}}
+
+
+# -- the paper's scale ---------------------------------------------------------------------------
+def _median_stages(runs: list[dict[str, float]]) -> dict[str, float]:
+    return {name: statistics.median(run[name] for run in runs) for name in runs[0]}
+
+
+@torch.no_grad()
+def paper_scale(image, instances: int = 100, repeats: int = 3, warmup: int = 1, device="cpu") -> dict:
+    """``yolact_resnet50`` (550 x 550) against torchvision's Mask R-CNN R50-FPN (short side 800)
+    on one image, both with random weights and forced to ``instances`` detections.
+
+    Returns {"environment", "instances", "yolact": {"stages_ms", "total_ms", "input"},
+    "maskrcnn": {...}, "ratio": YOLACT total / Mask R-CNN total} with per-stage medians."""
+    torch.manual_seed(0)
+    yolact = build_model("yolact_resnet50").eval().to(device)
+    rcnn = maskrcnn_model("none", verbose=False).to(device)
+    forced = {"score_threshold": 0.0, "conf_threshold": 0.0, "top_k": int(instances)}
+    yolact_runs, rcnn_runs = [], []
+    with fixed_output_count(rcnn, instances):
+        for run in range(warmup + repeats):           # interleaved, as in latency_curve
+            found, stages = timed_predict(yolact, image, **forced)
+            result, info = run_maskrcnn(rcnn, image)
+            if run >= warmup:
+                yolact_runs.append({name: stages[name] * 1e3 for name in STAGES})
+                rcnn_runs.append(dict(info["times_ms"]))
+    out = {"environment": environment(device), "instances": int(instances),
+           "yolact": {"stages_ms": _median_stages(yolact_runs), "detections": len(found),
+                      "input": list(yolact.preprocess(image).shape)},
+           "maskrcnn": {"stages_ms": _median_stages(rcnn_runs), "detections": len(result["boxes"]),
+                        "input": list(info["images"].tensors.shape)}}
+    for name in ("yolact", "maskrcnn"):
+        totals = [sum(run.values()) for run in (yolact_runs if name == "yolact" else rcnn_runs)]
+        out[name]["total_ms"] = statistics.median(totals)
+    out["ratio"] = out["yolact"]["total_ms"] / out["maskrcnn"]["total_ms"]
+    return out
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def accuracy_table(result: dict) -> str:
+    header = ["model", "params (M)", *(name for name, _, _ in ACCURACY_COLUMNS), "images"]
+    rows = [[name, row["params"] / 1e6, *(row[key] for key, _, _ in ACCURACY_COLUMNS), row["images"]]
+            for name, row in result["accuracy"].items()]
+    return format_table(rows, header, decimals=3)
+
+
+def latency_table(result: dict) -> str:
+    curves = result["latency"]
+    names = list(curves)
+    header = ["instances N", *(f"{name} ms" for name in names)]
+    if len(names) == 2:
+        header.append(f"{names[0]} / {names[1]}")
+    rows = []
+    for i, count in enumerate(curves[names[0]]["counts"]):
+        row = [count, *(curves[name]["median_ms"][i] for name in names)]
+        if len(names) == 2:
+            row.append(curves[names[0]]["median_ms"][i] / curves[names[1]]["median_ms"][i])
+        rows.append(row)
+    return format_table(rows, header, decimals=1)
+
+
+def paper_scale_table(result: dict) -> str:
+    rows = [[f"YOLACT {stage}", ms] for stage, ms in result["yolact"]["stages_ms"].items()]
+    rows.append(["YOLACT total", result["yolact"]["total_ms"]])
+    rows += [[f"Mask R-CNN {stage}", ms] for stage, ms in result["maskrcnn"]["stages_ms"].items()]
+    rows.append(["Mask R-CNN total", result["maskrcnn"]["total_ms"]])
+    return format_table(rows, ["stage", "ms (median)"], decimals=1)
+
+
+__all__ = ["ACCURACY_COLUMNS", "parameter_count", "accuracy", "latency_curve", "environment",
+           "matched_comparison", "paper_scale", "accuracy_table", "latency_table", "paper_scale_table"]
