@@ -5,6 +5,8 @@ import numpy as np
 import pytest
 import torch
 
+from yolact_edu.config import COCO_CLASSES
+from yolact_edu.detections import Detections
 from yolact_edu.lessons.two_ways.cost import (
     assembly_macs,
     format_table,
@@ -15,15 +17,23 @@ from yolact_edu.lessons.two_ways.cost import (
     time_call,
     yolact_cost,
 )
-from yolact_edu.lessons.two_ways.maskrcnn import coco_weights_path, maskrcnn_model, maskrcnn_stages
+from yolact_edu.lessons.two_ways.maskrcnn import (
+    coco_maskrcnn_predict,
+    coco_weights_path,
+    maskrcnn_model,
+    maskrcnn_stages,
+    roi_crop,
+)
 from yolact_edu.lessons.two_ways.resolution import (
     best_masks,
+    best_match,
     boundary_band,
     boundary_iou,
     error_picture,
     mask_box,
     paste_roi_mask,
     plot_boundary_zoom,
+    plot_predicted_boundaries,
     plot_resolution_study,
     prototype_mask,
     resolution_study,
@@ -150,7 +160,8 @@ def test_inference_time_fixes_the_instance_count(maskrcnn, tiny_model, picture):
     assert timed["instances"] == 5 and timed["median_ms"] > 0 and timed["input"][:2] == [1, 3]
     assert maskrcnn.roi_heads.detections_per_img == 12
     timed = inference_time(tiny_model, picture, instances=7, repeats=2, warmup=0)
-    assert timed["instances"] == 7 and timed["input"] == [1, 3, 192, 192] and len(timed["times_ms"]) == 2
+    size = tiny_model.cfg.max_size
+    assert timed["instances"] == 7 and timed["input"] == [1, 3, size, size] and len(timed["times_ms"]) == 2
 
 
 # -- YOLACT -------------------------------------------------------------------------------------
@@ -159,10 +170,11 @@ def test_yolact_stages(tiny_model, images):
     stages = yolact_stages(tiny_model, image, top_k=5)
     n = len(stages.detections)
     assert n == 5
-    assert stages.input_shape == (1, 3, 192, 192)
-    assert stages.proto.shape == (48, 48, 32)
-    assert stages.pyramid_shapes[0][-2:] == (24, 24) and stages.num_priors > 0
-    assert stages.combined.shape == stages.cropped.shape == (n, 48, 48)
+    size = tiny_model.cfg.max_size             # prototypes at P3 (stride 8) upsampled x2: size / 4
+    assert stages.input_shape == (1, 3, size, size)
+    assert stages.proto.shape == (size // 4, size // 4, 32)
+    assert stages.pyramid_shapes[0][-2:] == (size // 8, size // 8) and stages.num_priors > 0
+    assert stages.combined.shape == stages.cropped.shape == (n, size // 4, size // 4)
     assert torch.allclose(stages.detections.proto, stages.proto)
     # the crop only removes: outside the box the cropped mask is 0, inside it is unchanged
     changed = stages.cropped != stages.combined
@@ -307,3 +319,37 @@ def test_semantic_map_and_views():
     assert set(views) == {"detection", "semantic", "instance"}
     assert all(v.shape == image.shape and v.dtype == np.uint8 for v in views.values())
     assert (views["semantic"][0, 0] == 100).all() and not (views["semantic"][3, 3] == 100).all()
+
+
+def test_predicted_boundaries_pick_and_score_the_matching_masks():
+    truth = shape_mask("star", 80, (160, 200))
+    shifted = np.roll(truth, 3, axis=1)
+    other = shape_mask("circle", 30, (160, 200), center=(30, 30))
+    assert best_match(np.stack([other, shifted, truth]), truth) == 2
+    assert best_match(np.zeros((0, 160, 200), bool), truth) == -1
+    axes = plot_predicted_boundaries(truth, {"exact": truth, "shifted": shifted})
+    titles = [ax.get_title() for ax in axes]
+    assert titles[0] == "ground truth" and "IoU 1.000, BIoU 1.00" in titles[1]
+    assert "BIoU 1.00" not in titles[2]                 # 3 px off: the boundary bands barely meet
+    shown = axes[2].get_images()[0].get_array()
+    assert (shown == (230, 40, 40)).all(-1).any() and (shown == (40, 90, 255)).all(-1).any()
+
+
+
+def test_coco_maskrcnn_predictions_become_detections(maskrcnn, picture):
+    found = coco_maskrcnn_predict(maskrcnn, picture, score_threshold=0.0)
+    assert isinstance(found, Detections) and len(found) > 0
+    assert found.masks.shape[1:] == picture.shape[:2] and found.masks.dtype == torch.bool
+    assert found.labels.min() >= 0 and found.labels.max() < 80 and found.coefs is None
+    assert set(found.class_labels) <= set(COCO_CLASSES)
+    assert len(coco_maskrcnn_predict(maskrcnn, picture, score_threshold=1.01)) == 0
+
+
+def test_roi_crop_samples_the_box():
+    image = np.zeros((60, 80, 3), np.uint8)
+    image[10:30, 20:60] = (200, 100, 50)                 # a 40x20 block
+    crop = roi_crop(image, (20, 10, 60, 30), size=14)
+    assert crop.shape == (14, 14, 3) and crop.dtype == np.uint8
+    assert (crop[2:-2, 2:-2] == (200, 100, 50)).all()     # inside the box: the block's colour
+    outside = roi_crop(image, (0, 40, 20, 60), size=7)
+    assert (outside == 0).all()

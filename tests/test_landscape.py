@@ -111,11 +111,12 @@ def test_measure_latency_reports_medians_for_a_model():
     model = ye.Yolact(ye.get_config("yolact_tiny")).eval()
     image = (np.random.RandomState(0).rand(60, 80, 3) * 255).astype(np.uint8)
     m = measure_latency(model, image, "yolact_tiny", "untrained", repeats=2, warmup=0)
-    assert m.network_ms > 0 and m.predict_ms > 0 and m.input_size == 192 and m.repeats == 2
+    size = model.cfg.max_size
+    assert m.network_ms > 0 and m.predict_ms > 0 and m.input_size == size and m.repeats == 2
     assert math.isclose(m.fps, 1000 / m.predict_ms)
     assert "CPU" in m.device and m.detections >= 0
     row = measurements_table([m])[0]
-    assert row["input"] == "192x192" and row["model"] == "yolact_tiny"
+    assert row["input"] == f"{size}x{size}" and row["model"] == "yolact_tiny"
 
 
 def test_plot_speed_beside_marks_this_machine_apart():

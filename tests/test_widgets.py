@@ -8,12 +8,10 @@ import torch
 
 import yolact_edu as ye
 from yolact_edu.bench.timing import STAGES, median_seconds, network_outputs, timed_predict
-from yolact_edu.config import config_from_dict
 from yolact_edu.data import CocoDataset, make_shapes
 from yolact_edu.data.images import sample_image
-from yolact_edu.lessons.pretrained import TINY_SHAPES_WEIGHTS, export_small, quick_mode, tiny_shapes_model
+from yolact_edu.lessons.pretrained import quick_mode, tiny_shapes_model
 from yolact_edu.ops.assemble import assemble_masks, mask_stages
-from yolact_edu.training.checkpoint import read_checkpoint
 from yolact_edu.training.trainer import Trainer
 from yolact_edu.viz.draw import tile_grid
 from yolact_edu.widgets import MaskAssemblyControls, PrototypeExplorer, TrainingMonitor
@@ -113,17 +111,6 @@ def test_shipped_model_is_trained(trained, picture, monkeypatch):
     for off in ("", "0", "false"):
         monkeypatch.setenv("YOLACT_EDU_QUICK", off)
         assert not quick_mode()
-
-
-def test_export_small_keeps_weights_config_and_ids(tmp_path):
-    out = export_small(TINY_SHAPES_WEIGHTS, tmp_path / "small.pth")
-    exported, shipped = read_checkpoint(out), read_checkpoint(TINY_SHAPES_WEIGHTS)
-    # the same config (the shipped file predates the `augmentation` field, which takes its default)
-    assert config_from_dict(exported["config"]) == config_from_dict(shipped["config"])
-    assert exported["category_ids"] == [1, 2, 3, 4, 5, 6]
-    assert "optimizer" not in exported
-    assert all(v.dtype == shipped["model"][k].dtype and torch.equal(v, shipped["model"][k])
-               for k, v in exported["model"].items() if v.is_floating_point())
 
 
 # -- PrototypeExplorer ---------------------------------------------------------------------------

@@ -1,12 +1,12 @@
-"""Ready-made things for the notebooks: the shapes set on disk and a small trained model.
+"""Ready-made things for the notebooks: the shapes set on disk and two small trained models.
 
 Nothing is downloaded. The shapes set is generated locally (seconds) the first time it is
-asked for, and the trained ``yolact_tiny`` weights ship inside the package
-(``assets/yolact_tiny_shapes.pth``, 6.6 MB in float16): a 3000-iteration ``yolact-edu demo``
-run on the 600 training images (seed 0) with AdamW at lr 1e-3, scoring box AP 0.28 and mask AP
-0.19 on the val split. (The demo now uses lr 2e-3, which reached 0.34 / 0.26; a model you train
-can replace the file via :func:`export_small`.) So a notebook that explores a trained model never
-has to wait for one to be trained.
+asked for, and two models trained on it ship inside the package, in float16: ``yolact_tiny``
+(``assets/yolact_tiny_shapes.pth``) and ``maskrcnn_tiny`` (``assets/maskrcnn_tiny_shapes.pth``).
+Each file carries its own figures and the command that trained it
+(:func:`~yolact_edu.training.export.shipped_metadata`); the notebooks quote those, and
+``docs/benchmarks.md`` records the runs. So a notebook that explores a trained model never has
+to wait for one to be trained.
 
     >>> from yolact_edu.lessons.pretrained import shapes_dataset, tiny_shapes_model
     >>> model = tiny_shapes_model()                 # eval mode, on the CPU
@@ -19,12 +19,15 @@ from pathlib import Path
 
 import torch
 
+from ..config import get_config
 from ..data import CocoDataset, make_shapes
 from ..files.locations import assets_dir, checkout_dir
-from ..training.checkpoint import load_model
+from ..training.checkpoint import load_model, read_checkpoint
+from .tables import markdown_table
 
 ASSETS = assets_dir()
 TINY_SHAPES_WEIGHTS = ASSETS / "yolact_tiny_shapes.pth"
+MASKRCNN_SHAPES_WEIGHTS = ASSETS / "maskrcnn_tiny_shapes.pth"
 QUICK_ENV = "YOLACT_EDU_QUICK"
 
 
@@ -53,39 +56,66 @@ def shapes_paths() -> dict[str, Path]:
     return make_shapes(data_root() / "shapes")
 
 
-def shapes_dataset(split: str = "val", max_size: int = 192, **dataset_kwargs) -> CocoDataset:
-    """A :class:`CocoDataset` over the shapes set's ``"train"`` or ``"val"`` split."""
+def shapes_dataset(split: str = "val", max_size: int | None = None, **dataset_kwargs) -> CocoDataset:
+    """A :class:`CocoDataset` over the shapes set's ``"train"`` or ``"val"`` split, prepared at
+    ``max_size`` (default: the teaching config's, ``yolact_tiny``, which the shipped models share)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
     paths = shapes_paths()
     dataset_kwargs.setdefault("verbose", False)
+    max_size = get_config("yolact_tiny").max_size if max_size is None else max_size
     return CocoDataset(paths[f"{split}_annotations"], paths[f"{split}_images"], max_size=max_size,
                        **dataset_kwargs)
 
 
+def _shipped(path: Path, device):
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed package; reinstall yolact_edu "
+                                "(or train one: docs/benchmarks.md has the command)")
+    return load_model(path, device=device).float()
+
+
 def tiny_shapes_model(device: str | torch.device = "cpu"):
     """The shipped ``yolact_tiny`` trained on the shapes set (6 classes), in eval mode, float32."""
-    if not TINY_SHAPES_WEIGHTS.is_file():
-        raise FileNotFoundError(f"{TINY_SHAPES_WEIGHTS} is missing from the installed package; "
-                                "reinstall yolact_edu or train one with `yolact-edu demo`")
-    return load_model(TINY_SHAPES_WEIGHTS, device=device).float()
+    return _shipped(TINY_SHAPES_WEIGHTS, device)
 
 
-def export_small(checkpoint: str | os.PathLike, out: str | os.PathLike, half: bool = True) -> Path:
-    """Strip a training checkpoint to what inference needs (config, weights, category ids),
-    optionally in float16 — how ``assets/yolact_tiny_shapes.pth`` was made from the demo's."""
-    from ..files.output_folder import same_file
-    from ..training.checkpoint import model_from_checkpoint, read_checkpoint, save_checkpoint
+def shipped_rows() -> list[dict]:
+    """One row per shipped model, every figure read from the file's own metadata
+    (:func:`~yolact_edu.training.export.shipped_metadata`): model, input, validation images
+    (the generator's seed), box AP, mask AP, mask AP75, mask AP90, iterations x batch, train
+    images/s, file size. Values are strings formatted as quoted everywhere (3 decimals)."""
+    rows = []
+    for name, path in (("yolact_tiny", TINY_SHAPES_WEIGHTS), ("maskrcnn_tiny", MASKRCNN_SHAPES_WEIGHTS)):
+        if not path.is_file():
+            continue
+        checkpoint = read_checkpoint(path)
+        meta, val = checkpoint.get("metadata") or {}, (checkpoint.get("metadata") or {}).get("val", {})
+        training = meta.get("training", {})
+        seed = val.get("generator", {}).get("seed")
+        rows.append({"model": name, "input": f"{checkpoint['config']['max_size']} px",
+                     "val images": f"{val.get('images', '?')}" + (f" (seed {seed})" if seed is not None else ""),
+                     **{label: f"{val[key]:.3f}" if key in val else "?" for label, key in (
+                         ("box AP", "box_AP"), ("mask AP", "mask_AP"), ("mask AP75", "mask_AP75"),
+                         ("mask AP90", "mask_AP90"))},
+                     "training": f"{training.get('iterations', '?')} x {training.get('batch_size', '?')}",
+                     "train img/s": f"{training['images_per_second']:.1f}" if "images_per_second" in training else "?",
+                     "file": f"{path.stat().st_size / 1e6:.1f} MB"})
+    return rows
 
-    if same_file(checkpoint, out):
-        raise ValueError(f"export_small would replace its input {checkpoint}; write to another file")
-    meta = read_checkpoint(checkpoint)          # read once: weights, config and ids all come from it
-    model = model_from_checkpoint(meta, str(checkpoint))
-    if half:
-        model = model.half()
-    return save_checkpoint(out, model, category_ids=meta.get("category_ids"),
-                           iteration=int(meta.get("iteration", 0)))
+
+def shipped_table() -> str:
+    """:func:`shipped_rows` as a Markdown table: what the README and the notebooks quote."""
+    return markdown_table(shipped_rows())
 
 
-__all__ = ["quick_mode", "data_root", "shapes_paths", "shapes_dataset", "tiny_shapes_model", "export_small",
-           "TINY_SHAPES_WEIGHTS", "QUICK_ENV"]
+def tiny_maskrcnn_model(device: str | torch.device = "cpu"):
+    """The shipped ``maskrcnn_tiny`` trained on the same shapes data, in eval mode, float32."""
+    model = _shipped(MASKRCNN_SHAPES_WEIGHTS, device)
+    model.is_trained = True
+    return model
+
+
+__all__ = ["quick_mode", "data_root", "shapes_paths", "shapes_dataset", "tiny_shapes_model", "tiny_maskrcnn_model",
+           "shipped_rows", "shipped_table",
+           "TINY_SHAPES_WEIGHTS", "MASKRCNN_SHAPES_WEIGHTS", "QUICK_ENV"]

@@ -1,0 +1,73 @@
+"""The shipped models: small, carrying their own figures, still as good as those figures say, and
+quoted faithfully (the README's table and the notebooks' printed figures are the metadata's)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from yolact_edu.data import CocoDataset, make_shapes
+from yolact_edu.lessons.pretrained import MASKRCNN_SHAPES_WEIGHTS, TINY_SHAPES_WEIGHTS, shipped_table
+from yolact_edu.training.checkpoint import load_model
+from yolact_edu.training.evaluation import evaluate
+from yolact_edu.training.export import CHECK_IMAGES, shipped_metadata
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIPPED = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS}
+TOLERANCE = 0.02        # CPU arithmetic moves AP by < 0.005; a broken model is off by > 0.3
+
+
+@pytest.fixture(scope="module")
+def check_split(tmp_path_factory):
+    """The first CHECK_IMAGES images of the shapes val split (seed 0): the generator draws train and
+    val from independent streams, so a 1-image train split leaves val unchanged."""
+    return make_shapes(tmp_path_factory.mktemp("check"), num_train=1, num_val=CHECK_IMAGES, seed=0)
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_file_is_small_and_carries_its_figures(name):
+    path = SHIPPED[name]
+    assert path.stat().st_size <= 10e6
+    meta = shipped_metadata(path)
+    assert meta["exported"]["dtype"] == "float16"
+    assert meta["val"]["generator"]["seed"] == 0 and meta["val"]["images"] == 100     # the shapes val split
+    assert meta["check"]["images"] == CHECK_IMAGES
+    assert f"yolact-edu train --config {name}" in meta["training"]["command"]
+    assert meta["training"]["iterations"] == 20000 and meta["training"]["batch_size"] == 8
+    assert load_model(path).cfg.name == name
+
+
+def test_the_shipped_yolact_segments_as_the_issue_asked():
+    val = shipped_metadata(TINY_SHAPES_WEIGHTS)["val"]
+    assert val["mask_AP"] >= 0.50 and val["box_AP"] >= 0.60
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_still_reaches_its_recorded_ap(name, check_split):
+    model = load_model(SHIPPED[name]).float()
+    dataset = CocoDataset(check_split["val_annotations"], check_split["val_images"], max_size=model.cfg.max_size,
+                          verbose=False)
+    metrics = evaluate(model, dataset, progress=False, verbose=False)
+    recorded = shipped_metadata(SHIPPED[name])["check"]
+    assert metrics["num_images"] == recorded["images"]
+    assert metrics["bbox"]["AP"] == pytest.approx(recorded["box_AP"], abs=TOLERANCE)
+    assert metrics["segm"]["AP"] == pytest.approx(recorded["mask_AP"], abs=TOLERANCE)
+
+
+def test_readme_table_is_the_shipped_files_metadata():
+    readme = (ROOT / "README.md").read_text()
+    quoted = re.search(r"<!-- shipped-models -->\n(.*?)\n<!-- /shipped-models -->", readme, re.S)
+    assert quoted, "README.md lost its shipped-models markers"
+    assert quoted.group(1) == shipped_table(), "run tools/update_readme.py after exporting a model"
+
+
+def test_notebooks_quote_figures_only_from_the_metadata():
+    """Markdown cells type no AP figure; the table notebook 01 prints is the files' own."""
+    typed = re.compile(r"\bAP\w*\s*(of|=|:)?\s*0\.\d\d")
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["cell_type"] == "markdown":
+                assert not typed.search("".join(cell["source"])), (path.name, "".join(cell["source"])[:200])
+    cells = json.loads((ROOT / "notebooks" / "01_two_ways_to_segment.ipynb").read_text())["cells"]
+    printed = ["".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert any(shipped_table() in text for text in printed), "notebook 01's outputs do not show the shipped table"
