@@ -42,7 +42,7 @@ COEF_SLIDERS_TRIED = 4  # a prototype can be dead (all zero in the box): then it
 
 
 def _shoot(page, shots: Path, name: str) -> None:
-    page.locator(SELECTORS["img"]).scroll_into_view_if_needed()
+    page.locator(SELECTORS["img"]).first.scroll_into_view_if_needed()   # section 2's explorer, not section 7's
     page.screenshot(path=str(shots / f"{name}.png"))
     page.locator(WIDGET).first.screenshot(path=str(shots / f"{name}_widget.png"))
 
@@ -135,7 +135,7 @@ def test_prototype_explorer_in_jupyterlab(tmp_path):
 
             # the mask threshold: a value typed into its readout
             before = state
-            threshold = _readout(page.locator(".ye-mask-threshold"))
+            threshold = _readout(page.locator(".ye-mask-threshold").first)
             after = _type_threshold(page, 0.3 if threshold > 0.4 else 0.7, before)
             print(f"mask threshold: {before['label']!r} -> {after['label']!r}")
             _assert_redrawn(before, after, "mask-threshold slider")

@@ -21,7 +21,20 @@ def decode_image(path: str | Path) -> np.ndarray | None:
     Grayscale is repeated to 3 channels, alpha dropped, 16-bit scaled to 8-bit (x / 257). EXIF
     orientation is ignored: COCO annotations refer to the pixels as stored.
     """
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    return _as_rgb8(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+
+
+def decode_image_bytes(data: bytes | bytearray | memoryview) -> np.ndarray | None:
+    """An encoded image held in memory (an upload, a download) as HxWx3 uint8 RGB, or None if the
+    bytes are not an image OpenCV can decode. Same conversions as :func:`decode_image`."""
+    buffer = np.frombuffer(data, np.uint8)
+    if buffer.size == 0:                 # imdecode asserts on an empty buffer instead of returning None
+        return None
+    return _as_rgb8(cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED))
+
+
+def _as_rgb8(image: np.ndarray | None) -> np.ndarray | None:
+    """OpenCV's decoded BGR(A)/gray array of any depth -> HxWx3 uint8 RGB (None stays None)."""
     if image is None or image.size == 0:
         return None
     if image.dtype == np.uint16:
@@ -53,4 +66,4 @@ def sample_image() -> np.ndarray:
     return read_image(assets_dir() / "sample.jpg")
 
 
-__all__ = ["decode_image", "read_image", "sample_image"]
+__all__ = ["decode_image", "decode_image_bytes", "read_image", "sample_image"]

@@ -2,6 +2,8 @@
 
 - :class:`PrototypeExplorer` — one detection's mask built from prototypes and coefficients,
   every stage of eq. 1 shown, coefficients and prototypes editable (notebook 02).
+- :class:`UploadExplorer` — a file-upload button: the learner's own picture goes into a
+  :class:`PrototypeExplorer`; a file that is not an image gets one line, not a traceback (notebook 02).
 - :class:`MaskAssemblyControls` — the post-processing settings (thresholds, NMS, crop,
   upsampling, number of prototypes) with the detections and per-stage times (notebook 04).
 - :class:`NmsExplorer` — standard against Fast NMS on one image's candidates, with an IoU-threshold
@@ -14,9 +16,10 @@ Each widget keeps its state in plain attributes (``.stages``, ``.detections``, `
 and call library functions, so the tests drive the widgets by setting ``.value``.
 Needs the ``notebooks`` extra: ``pip install "yolact_edu[notebooks]"``.
 """
+from .image_upload import UploadExplorer
 from .mask_assembly import MaskAssemblyControls
 from .nms_explorer import NmsExplorer
 from .prototype_explorer import PrototypeExplorer
 from .training_monitor import TrainingMonitor
 
-__all__ = ["PrototypeExplorer", "MaskAssemblyControls", "TrainingMonitor", "NmsExplorer"]
+__all__ = ["PrototypeExplorer", "UploadExplorer", "MaskAssemblyControls", "TrainingMonitor", "NmsExplorer"]

@@ -21,7 +21,7 @@ import torch
 
 from ...bench.timing import clock, record_modules, repeat_seconds
 from ...ops.assemble import reassemble
-from .maskrcnn import image_tensor, model_device
+from .maskrcnn import image_size, model_device, model_input
 
 INSTANCE_COUNTS = (1, 5, 10, 25, 50, 100)
 
@@ -64,8 +64,8 @@ def maskrcnn_cost(model, image, counts: Sequence[int] = INSTANCE_COUNTS, repeats
     model.eval()
     heads = model.roi_heads
     device = model_device(model)
-    x = image_tensor(image).to(device)
-    original_size = [(int(x.shape[-2]), int(x.shape[-1]))]
+    x = model_input(model, image)
+    original_size = [image_size(image)]
     for _ in range(warmup + 1):    # the last run is timed
         start = clock(device)
         images, _ = model.transform([x])
@@ -179,8 +179,13 @@ def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: 
     model.eval()
     device = model_device(model)
     outputs = []
-    if hasattr(model, "roi_heads"):
-        x = image_tensor(image).to(device)
+    if hasattr(model, "roi_heads") and hasattr(model, "predict"):      # maskrcnn_tiny: image in, Detections out
+        with fixed_output_count(model, instances):
+            timing = time_call(lambda: outputs.append(model.predict(image)), repeats, warmup, device)
+        found = len(outputs[-1])
+        shape = list(model.preprocess(image).shape)
+    elif hasattr(model, "roi_heads"):
+        x = model_input(model, image)
         with fixed_output_count(model, instances):
             timing = time_call(lambda: outputs.append(model([x])[0]), repeats, warmup, device)
         found = len(outputs[-1]["boxes"])

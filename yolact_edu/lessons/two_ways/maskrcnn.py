@@ -5,10 +5,13 @@ Detect, then segment: a region proposal network (RPN) suggests ~1000 boxes; RoIA
 NMS, RoIAlign cuts a 14x14 patch for every *detection*, a small conv head turns it into a
 28x28 mask logit per class, and each 28x28 mask is resized into its box in the image.
 
-The model is torchvision's ``maskrcnn_resnet50_fpn``. Nothing is downloaded: its COCO weights
-are used only when they already sit in the torch hub cache; otherwise the network is built
-with random weights, and then its boxes and masks mean nothing — but its structure, tensor
-shapes and cost are exactly those of the trained model.
+Two models run through the same stages: the package's ``maskrcnn_tiny``
+(:class:`~yolact_edu.relatives.maskrcnn.MaskRCNNTiny`, trained on the shapes set and shipped,
+so its proposals and masks are real), and torchvision's ``maskrcnn_resnet50_fpn`` at the
+paper's scale. Nothing is downloaded: the R50's COCO weights are used only when they already
+sit in the torch hub cache; otherwise it is built with random weights, and then its boxes and
+masks mean nothing — but its structure, tensor shapes and cost are exactly those of the
+trained model.
 """
 from __future__ import annotations
 
@@ -18,8 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torchvision.models.detection import MaskRCNN, MaskRCNN_ResNet50_FPN_Weights, maskrcnn_resnet50_fpn
+from torchvision.ops import roi_align
 
 from ...bench.timing import clock, record_modules
+from ...config import COCO_CATEGORY_IDS, COCO_CLASSES
+from ...detections import Detections
 
 COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
 WEIGHT_CHOICES = ("auto", "coco", "none")
@@ -81,8 +87,50 @@ def image_tensor(image) -> torch.Tensor:
     return image.float() / 255.0
 
 
+def roi_crop(image, box, size: int = 14) -> np.ndarray:
+    """What RoIAlign cuts out for a box, shown on the image itself: HxWx3 uint8 ``image`` and an
+    xyxy ``box`` in its pixels -> ``size`` x ``size`` x 3 uint8 (bilinear samples, 2x2 per bin,
+    as ``MultiScaleRoIAlign`` takes them from a feature map)."""
+    pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+    boxes = torch.tensor([[0.0, *[float(v) for v in box]]])
+    crop = roi_align(pixels, boxes, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=False)
+    return crop[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+@torch.no_grad()
+def coco_maskrcnn_predict(model: MaskRCNN, image, score_threshold: float = 0.5) -> Detections:
+    """torchvision's COCO Mask R-CNN on one HxWx3 uint8 image as :class:`~yolact_edu.Detections`
+    (0-based labels into the 80 COCO class names; masks thresholded at 0.5; no prototypes)."""
+    model.eval()
+    result = model([model_input(model, image)])[0]
+    # torchvision labels are COCO category ids (1..90, ten of them unused; only untrained weights give those)
+    position = {category: index for index, category in enumerate(COCO_CATEGORY_IDS)}
+    keep = [i for i, (score, category) in enumerate(zip(result["scores"].tolist(), result["labels"].tolist()))
+            if score >= score_threshold and category in position]
+    keep = torch.tensor(keep, dtype=torch.int64, device=result["scores"].device)
+    labels = torch.tensor([position[int(c)] for c in result["labels"][keep]], dtype=torch.int64)
+    return Detections(boxes=result["boxes"][keep].cpu(), scores=result["scores"][keep].cpu(), labels=labels,
+                      masks=result["masks"][keep, 0].cpu() > 0.5, class_names=COCO_CLASSES)
+
+
+def model_input(model: torch.nn.Module, image) -> torch.Tensor:
+    """One image as ``model.transform`` takes it, on the model's device: the package's models
+    prepare their own input ([3,S,S], normalised, :meth:`preprocess`); torchvision's take
+    [3,H,W] in [0,1] (:func:`image_tensor`) and normalise it themselves."""
+    if hasattr(model, "preprocess"):
+        return model.preprocess(image)[0]
+    return image_tensor(image).to(model_device(model))
+
+
+def image_size(image) -> tuple[int, int]:
+    """(height, width) of an HxWx3 array or a [3,H,W] tensor."""
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0]), int(image.shape[1])
+    return int(image.shape[-2]), int(image.shape[-1])
 
 
 def _watched(model: MaskRCNN) -> dict[str, torch.nn.Module]:
@@ -94,19 +142,20 @@ def _watched(model: MaskRCNN) -> dict[str, torch.nn.Module]:
 
 @torch.no_grad()
 def run_maskrcnn(model: MaskRCNN, image, record_outputs: bool = False) -> tuple[dict, dict]:
-    """One image through the model exactly as ``GeneralizedRCNN.forward`` does in eval mode, one
-    stage at a time, timing each (on the model's device).
+    """One image through a Mask R-CNN (torchvision's or ``maskrcnn_tiny``) exactly as
+    ``GeneralizedRCNN.forward`` does in eval mode, one stage at a time, timing each (on the
+    model's device).
 
     Returns (result, info): result is torchvision's dict for the image ("boxes" [N,4] xyxy
-    original pixels, "labels" [N] int64 COCO index (0 = background), "scores" [N],
+    original pixels, "labels" [N] int64 class index (0 = background), "scores" [N],
     "masks" [N,1,H,W] float in [0,1]); info holds "times_ms" per stage, "images" (the
     resized, padded ImageList), "features" (FPN dict), "proposals" [R,4] (resized-image
     pixels) and, with ``record_outputs``, "outputs" of the RPN/RoI submodules.
     """
     model.eval()
     device = model_device(model)
-    x = image_tensor(image).to(device)
-    original_size = (int(x.shape[-2]), int(x.shape[-1]))
+    x = model_input(model, image)
+    original_size = image_size(image)
     times = {}
     with record_modules(_watched(model), device) as record:
         start = clock(device)
@@ -176,12 +225,13 @@ class MaskRCNNStages:
         t = self.times_ms
         n, r = len(self.boxes), len(self.proposals)
         features = ", ".join(f"{name}:{s[-2]}x{s[-1]}" for name, s in self.feature_shapes.items())
+        channels = next(iter(self.feature_shapes.values()))[1]
         mask_logit_shape = tuple(self.mask_logits.shape)
         return [
             ("input", f"{self.image_size[0]}x{self.image_size[1]} image", None),
             ("resize + normalise", f"{list(self.batch_shape)} (resized {self.resized_size[0]}x"
                                    f"{self.resized_size[1]}, padded)", t.get("resize + normalise")),
-            ("backbone + FPN", f"256 channels at {features}", t.get("backbone + FPN")),
+            ("backbone + FPN", f"{channels} channels at {features}", t.get("backbone + FPN")),
             ("RPN", f"{self.num_anchors} anchors -> {r} proposals", t.get("RPN (anchors, objectness, NMS)")),
             ("box branch", f"RoIAlign {list(self.box_features_shape)} -> {list(self.box_head_shape)} "
                            f"-> NMS -> {n} detections", t.get("box branch (RoIAlign 7x7, 2 FC, NMS)")),
@@ -221,5 +271,6 @@ def maskrcnn_stages(model: MaskRCNN, image) -> MaskRCNNStages:
     return stages.cpu()
 
 
-__all__ = ["COCO_WEIGHTS", "coco_weights_path", "model_device", "maskrcnn_model",
-           "image_tensor", "run_maskrcnn", "MaskRCNNStages", "maskrcnn_stages"]
+__all__ = ["COCO_WEIGHTS", "coco_weights_path", "coco_maskrcnn_predict", "model_device", "model_input",
+           "image_size", "roi_crop", "maskrcnn_model", "image_tensor", "run_maskrcnn", "MaskRCNNStages",
+           "maskrcnn_stages"]

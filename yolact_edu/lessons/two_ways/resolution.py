@@ -21,7 +21,7 @@ from torchvision.ops import roi_align
 
 from ...ops.assemble import masks_to_image
 from ...ops.boxes import crop
-from ...ops.mask_iou import mask_pair_iou
+from ...ops.mask_iou import mask_pair_iou, paired_mask_iou
 
 ROI_SIZE = 28          # Mask R-CNN's mask head output
 SHAPE_KINDS = ("circle", "star", "rectangle")
@@ -292,7 +292,49 @@ def plot_boundary_zoom(mask, box=None, roi_size: int = ROI_SIZE, proto_grid=48, 
     return axes
 
 
+def best_match(masks, truth) -> int:
+    """Index of the mask [N,H,W] that overlaps ``truth`` [H,W] most (mask IoU); -1 when N = 0."""
+    masks = _as_tensor(masks).bool()
+    if len(masks) == 0:
+        return -1
+    truth = _as_tensor(truth).bool()
+    return int(paired_mask_iou(masks, truth.expand_as(masks)).argmax())
+
+
+def plot_predicted_boundaries(truth, predictions: dict, window=None, axes=None, boundary_width: int = 2):
+    """Close-ups of one object's boundary as trained models drew it: the ground truth, then each
+    model's mask with errors coloured (:func:`error_picture`: red extra, blue missed) and its
+    IoU and Boundary IoU in the title.
+
+    truth [H,W] bool; predictions {model name: mask [H,W] bool}; window (x1, y1, x2, y2), default
+    the square (~40 % of the object) where the models err most. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    truth = np.asarray(truth, bool)
+    masks = {name: np.asarray(mask, bool) for name, mask in predictions.items()}
+    box = mask_box(truth)
+    if window is None:
+        size = int(max(16, 0.4 * max(box[2] - box[0], box[3] - box[1])))
+        errors = np.zeros_like(truth)
+        for mask in masks.values():
+            errors |= mask != truth
+        window = _worst_window(errors, box, size)
+    wx1, wy1, wx2, wy2 = (int(round(v)) for v in window)
+    if axes is None:
+        _, axes = plt.subplots(1, len(masks) + 1, figsize=(3.4 * (len(masks) + 1), 3.6))
+    panels = [("ground truth", error_picture(truth, truth))]
+    panels += [(f"{name}: IoU {mask_pair_iou(truth, mask):.3f}, BIoU {boundary_iou(truth, mask, boundary_width):.2f}",
+                error_picture(truth, mask)) for name, mask in masks.items()]
+    for ax, (title, picture) in zip(axes, panels):
+        ax.imshow(picture[wy1:wy2, wx1:wx2], extent=(wx1, wx2, wy2, wy1), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return axes
+
+
 __all__ = ["ROI_SIZE", "roi_mask", "paste_roi_mask", "prototype_mask", "best_masks",
            "boundary_band", "boundary_iou", "mask_box", "shape_mask", "resolution_study", "size_sweep",
            "summarize_by_size", "error_picture",
-           "plot_resolution_study", "plot_boundary_zoom"]
+           "plot_resolution_study", "plot_boundary_zoom", "best_match", "plot_predicted_boundaries"]
