@@ -13,7 +13,7 @@ from yolact_edu.cli import main
 from yolact_edu.data import SHAPE_CLASSES, CocoDataset, make_shapes
 from yolact_edu.lessons.two_ways.comparison import latency_curve, paper_scale
 from yolact_edu.lessons.two_ways.maskrcnn import coco_weights_path
-from yolact_edu.training.checkpoint import load_model, read_checkpoint
+from yolact_edu.training.checkpoint import load_model, read_checkpoint, save_checkpoint
 from yolact_edu.training.evaluation import evaluate
 from yolact_edu.training.export import CHECK_IMAGES, export_small, shipped_metadata
 from yolact_edu.training.trainer import Trainer
@@ -128,3 +128,11 @@ def test_the_test_session_never_sees_the_users_torch_cache():
     home = Path(os.environ["TORCH_HOME"])
     assert home.name.startswith("yolact_edu_test_torch_home_") and home.parent == Path(tempfile.gettempdir())
     assert not coco_weights_path().is_file() and coco_weights_path().is_relative_to(home)
+
+
+def test_bench_compare_refuses_models_with_different_inputs(runs, tmp_path, capsys):
+    other = ye.build_model(ye.get_model_config("maskrcnn_tiny").with_classes(SHAPE_CLASSES).replace(max_size=160))
+    path = save_checkpoint(tmp_path / "other.pth", other)
+    assert main(["bench", "compare", "--yolact", runs["yolact_tiny"][1], "--maskrcnn", str(path),
+                 "--output", str(tmp_path / "compare.json")]) == 1
+    assert "different inputs" in capsys.readouterr().err and not (tmp_path / "compare.json").exists()

@@ -173,3 +173,10 @@ def test_config_fields_shared_by_every_family_are_the_base_ones():
     assert shared <= {f.name for f in dataclasses.fields(ye.YolactConfig)}
     assert {"name", "num_classes", "max_size", "lr", "augmentation"} <= shared
 
+
+
+def test_the_prototype_explorer_explains_why_mask_rcnn_does_not_fit(images):
+    from yolact_edu.widgets import PrototypeExplorer
+
+    with pytest.raises(TypeError, match="predicts each mask on its own"):
+        PrototypeExplorer(new_model(), images[0])

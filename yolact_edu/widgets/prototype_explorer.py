@@ -44,6 +44,9 @@ class PrototypeExplorer(widgets.VBox):
         self.columns = columns
         with torch.no_grad():
             self.detections = model.predict(self.image, score_threshold=score_threshold, top_k=top_k).cpu()
+        if self.detections.proto is None:
+            raise TypeError(f"PrototypeExplorer needs a model that assembles masks from prototypes (YOLACT); "
+                            f"{model.cfg.name} predicts each mask on its own")
         self.proto = self.detections.proto
         self.k = self.proto.shape[-1]
         self.coefs = np.zeros(self.k, np.float32)
