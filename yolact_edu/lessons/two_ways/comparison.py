@@ -135,7 +135,7 @@ def latency_table(result: dict) -> str:
         if len(names) == 2:
             row.append(curves[names[0]]["median_ms"][i] / curves[names[1]]["median_ms"][i])
         rows.append(row)
-    return format_table(rows, header, decimals=1)
+    return format_table(rows, header, decimals=2)
 
 
 def paper_scale_table(result: dict) -> str:
