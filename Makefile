@@ -29,7 +29,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check yolact_edu tests benchmarks
+	$(BIN)/ruff check yolact_edu tests benchmarks tools
 	$(BIN)/lint-imports
 
 $(VENV)/.installed-notebooks: pyproject.toml | $(BIN)/python
