@@ -1,6 +1,7 @@
 """maskrcnn_tiny: torchvision's Mask R-CNN behind the package's interface, built by name, trained
 by the same Trainer and CLI, saved and reloaded as any checkpoint, scored by the same evaluate."""
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -165,6 +166,9 @@ def test_train_and_eval_from_the_command_line(shapes, tmp_path, capsys):
     assert main(["predict", "--weights", str(checkpoint), "--nms", "standard",
                  "--output", str(tmp_path / "pred"), str(next(shapes["val_images"].iterdir()))]) == 1
     assert "runs its own per-class NMS" in capsys.readouterr().err
+    assert main(["predict", "--weights", str(checkpoint), "--score-threshold", "0", "--output",
+                 str(tmp_path / "pred"), str(next(shapes["val_images"].iterdir()))]) == 0
+    assert len(json.loads((tmp_path / "pred" / "detections.json").read_text())) > 0
 
 
 def test_config_fields_shared_by_every_family_are_the_base_ones():
