@@ -57,6 +57,16 @@ def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold:
 
 
 @torch.no_grad()
+def per_image_sizes(image_sizes, batch: int) -> list[tuple[int, int]]:
+    """``detect``'s ``image_sizes``, a (height, width) per image or one pair for all, as one pair
+    per image of the batch; a ValueError when the count does not match."""
+    if isinstance(image_sizes[0], int):
+        image_sizes = [tuple(image_sizes)] * batch
+    if len(image_sizes) != batch:
+        raise ValueError(f"got {len(image_sizes)} image sizes for a batch of {batch}")
+    return list(image_sizes)
+
+
 def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, int], *,
            score_threshold: float = 0.0, top_k: int | None = None, nms: str | None = "fast",
            iou_threshold: float | None = None, crop: bool = True, mask_threshold: float = 0.5,
@@ -87,10 +97,7 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     max_detections = top_k if top_k is not None else (
         None if kind == "cross_class" else cfg.max_detections)
     batch = raw["loc"].shape[0]
-    if isinstance(image_sizes[0], int):
-        image_sizes = [tuple(image_sizes)] * batch  # type: ignore[list-item]
-    if len(image_sizes) != batch:
-        raise ValueError(f"got {len(image_sizes)} image sizes for a batch of {batch}")
+    image_sizes = per_image_sizes(image_sizes, batch)
     device = raw["priors"].device
     total_protos = raw["proto"].shape[-1]
     if num_protos is not None and not 1 <= num_protos <= total_protos:

@@ -60,8 +60,9 @@ def run(args) -> int:
     outputs = OutputFolder(output.parent, force=args.force)
     outputs.check([output.name])                       # before minutes of work, not after
     chosen = device(args.device)
-    models = {"YOLACT": load_model(args.yolact or TINY_SHAPES_WEIGHTS, device=chosen).float(),
-              "Mask R-CNN": load_model(args.maskrcnn or MASKRCNN_SHAPES_WEIGHTS, device=chosen).float()}
+    weights = {"YOLACT": str(args.yolact or TINY_SHAPES_WEIGHTS),
+               "Mask R-CNN": str(args.maskrcnn or MASKRCNN_SHAPES_WEIGHTS)}
+    models = {name: load_model(path, device=chosen).float() for name, path in weights.items()}
     sizes = {(m.cfg.max_size, m.cfg.normalization) for m in models.values()}
     if len(sizes) > 1:
         raise ValueError(f"the two models take different inputs ({sorted(sizes)}); a matched comparison "
@@ -75,8 +76,7 @@ def run(args) -> int:
     image = read_image(Path(images) / dataset.coco.imgs[dataset.ids[0]]["file_name"])
     result = comparison.matched_comparison(models, dataset, image, max_images=args.max_images,
                                            counts=args.counts, repeats=args.repeats, warmup=args.warmup)
-    result["weights"] = {"YOLACT": str(args.yolact or TINY_SHAPES_WEIGHTS),
-                         "Mask R-CNN": str(args.maskrcnn or MASKRCNN_SHAPES_WEIGHTS)}
+    result["weights"] = weights
     print(f"{result['environment']['machine']}, torch {result['environment']['torch']}")
     print(f"\naccuracy on {annotations}:\n{comparison.accuracy_table(result)}")
     print(f"\nlatency at batch 1, {image.shape[1]}x{image.shape[0]} image, median of {args.repeats} after "

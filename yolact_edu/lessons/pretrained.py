@@ -90,8 +90,8 @@ def shipped_rows() -> list[dict]:
         if not path.is_file():
             continue
         checkpoint = read_checkpoint(path)
-        meta, val = checkpoint.get("metadata") or {}, (checkpoint.get("metadata") or {}).get("val", {})
-        training = meta.get("training", {})
+        meta = checkpoint.get("metadata") or {}
+        val, training = meta.get("val", {}), meta.get("training", {})
         seed = val.get("generator", {}).get("seed")
         rows.append({"model": name, "input": f"{checkpoint['config']['max_size']} px",
                      "val images": f"{val.get('images', '?')}" + (f" (seed {seed})" if seed is not None else ""),

@@ -24,6 +24,13 @@ AUTOCAST_DTYPES = {"fp16": torch.float16, "float16": torch.float16,
                    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
 
+def image_size(image) -> tuple[int, int]:
+    """(height, width) of an HxWx3 array or a [3,H,W] tensor."""
+    if isinstance(image, np.ndarray):
+        return int(image.shape[0]), int(image.shape[1])
+    return int(image.shape[-2]), int(image.shape[-1])
+
+
 class InstanceSegmenter:
     """Mixin for an ``nn.Module`` with a ``cfg`` (:class:`~yolact_edu.config.ModelConfig`) and a
     ``detect(raw, image_sizes, **kwargs)``: gives it ``preprocess`` and ``predict``."""
@@ -53,12 +60,7 @@ class InstanceSegmenter:
             return list(images)
         return [images]
 
-    @staticmethod
-    def image_size(image) -> tuple[int, int]:
-        """(height, width) of an HxWx3 array or a [3,H,W] tensor."""
-        if isinstance(image, np.ndarray):
-            return int(image.shape[0]), int(image.shape[1])
-        return int(image.shape[-2]), int(image.shape[-1])
+    image_size = staticmethod(image_size)
 
     def _device(self) -> torch.device:
         return next(self.parameters()).device
@@ -96,4 +98,4 @@ class InstanceSegmenter:
         return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])
 
 
-__all__ = ["InstanceSegmenter", "AUTOCAST_DTYPES"]
+__all__ = ["InstanceSegmenter", "image_size", "AUTOCAST_DTYPES"]

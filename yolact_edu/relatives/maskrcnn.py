@@ -40,6 +40,7 @@ from ..detections import Detections
 from ..model.backbone import ResNetBackbone
 from ..model.fpn import FPN
 from ..model.segmenter import InstanceSegmenter
+from ..postprocess import per_image_sizes
 
 # torchvision's loss names -> the parts the Trainer logs
 LOSS_PARTS = {"loss_objectness": "rpn_objectness", "loss_rpn_box_reg": "rpn_box",
@@ -191,9 +192,7 @@ class MaskRCNNTiny(InstanceSegmenter, MaskRCNN):
         the image (the input is a stretch of it), each 28x28 mask pasted into its box at image
         size and thresholded at ``mask_threshold``. Detections keep torchvision's order (by
         score); ``score_threshold`` and ``top_k`` drop the rest before any mask is pasted."""
-        count = len(raw["boxes"])
-        if len(image_sizes) == 2 and all(isinstance(v, int) for v in image_sizes):
-            image_sizes = [tuple(image_sizes)] * count
+        image_sizes = per_image_sizes(image_sizes, len(raw["boxes"]))
         size = self.cfg.max_size
         results = []
         for boxes, scores, labels, probs, (height, width) in zip(

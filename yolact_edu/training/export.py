@@ -17,6 +17,7 @@ The metadata (plain values only, so the file still loads with ``weights_only=Tru
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import statistics
@@ -41,19 +42,17 @@ def metrics_record(metrics: dict) -> dict:
     return record
 
 
-def run_record(run_dir: str | os.PathLike) -> dict:
-    """What a training run folder says about itself: iterations, batch size, images/s (median of
-    the log's windows) and the training time: the logged windows summed (their steps, and any
-    validation or checkpoint inside them), so pauses between a stop and its resume do not count."""
+def run_record(run_dir: str | os.PathLike, batch: int | None = None) -> dict:
+    """What a training run folder says about itself: iterations, images/s (median of the log's
+    windows), its validations and, given the ``batch`` (images per iteration over all processes),
+    the training time: the logged windows summed (their steps, and any validation or checkpoint
+    inside them), so pauses between a stop and its resume do not count."""
     run_dir = Path(run_dir)
     log = read_log(run_dir / "log.csv")
     iterations = [int(i) for i in log["iteration"]]
     steps = [b - a for a, b in zip([0, *iterations], iterations)]
-    summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").is_file() else {}
     validations = (json.loads((run_dir / "validation.json").read_text())
                    if (run_dir / "validation.json").is_file() else [])
-    checkpoint = read_checkpoint(summary["checkpoint"]) if summary.get("checkpoint") else None
-    batch = checkpoint["trainer"]["batch_size"] * checkpoint["trainer"]["world_size"] if checkpoint else None
     record = {"iterations": iterations[-1] if iterations else 0, "batch_size": batch,
               "images_per_second": statistics.median(log["images_per_second"]) if iterations else None,
               "validations": validations}
@@ -79,8 +78,7 @@ def export_small(checkpoint: str | os.PathLike, out: str | os.PathLike, half: bo
     metadata: dict = {"exported": {"dtype": "float16" if half else "float32", "torch": str(torch.__version__),
                                    "iteration": int(meta.get("iteration", 0))}}
     if val_dataset is not None:
-        scored = model_from_checkpoint(meta, str(checkpoint))
-        scored.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in model.state_dict().items()})
+        scored = copy.deepcopy(model).float()       # the exported weights as load_model gives them
         scored.category_ids = meta.get("category_ids")
         scored.to(device).eval()
         full = evaluate(scored, val_dataset, progress=False, verbose=False)
@@ -93,7 +91,9 @@ def export_small(checkpoint: str | os.PathLike, out: str | os.PathLike, half: bo
                              **{k: v for k, v in metrics_record(check).items()
                                 if k in ("images", "box_AP", "mask_AP")}}
     if run_dir is not None:
-        metadata["training"] = run_record(run_dir)
+        trainer = meta.get("trainer", {})
+        batch = trainer["batch_size"] * trainer["world_size"] if trainer else None
+        metadata["training"] = run_record(run_dir, batch)
     if command is not None:
         metadata.setdefault("training", {})["command"] = command
     return save_checkpoint(out, model, category_ids=meta.get("category_ids"),

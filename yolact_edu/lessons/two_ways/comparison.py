@@ -108,9 +108,8 @@ def paper_scale(image, instances: int = 100, repeats: int = 3, warmup: int = 1, 
                       "input": list(yolact.preprocess(image).shape)},
            "maskrcnn": {"stages_ms": _median_stages(rcnn_runs), "detections": len(result["boxes"]),
                         "input": list(info["images"].tensors.shape)}}
-    for name in ("yolact", "maskrcnn"):
-        totals = [sum(run.values()) for run in (yolact_runs if name == "yolact" else rcnn_runs)]
-        out[name]["total_ms"] = statistics.median(totals)
+    for name, runs in (("yolact", yolact_runs), ("maskrcnn", rcnn_runs)):
+        out[name]["total_ms"] = statistics.median(sum(run.values()) for run in runs)
     out["ratio"] = out["yolact"]["total_ms"] / out["maskrcnn"]["total_ms"]
     return out
 

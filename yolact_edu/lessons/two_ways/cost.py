@@ -20,8 +20,9 @@ from contextlib import contextmanager
 import torch
 
 from ...bench.timing import clock, record_modules, repeat_seconds
+from ...model.segmenter import image_size
 from ...ops.assemble import reassemble
-from .maskrcnn import image_size, model_device, model_input
+from .maskrcnn import model_device, model_input
 
 INSTANCE_COUNTS = (1, 5, 10, 25, 50, 100)
 

@@ -26,6 +26,7 @@ from torchvision.ops import roi_align
 from ...bench.timing import clock, record_modules
 from ...config import COCO_CATEGORY_IDS, COCO_CLASSES
 from ...detections import Detections
+from ...model.segmenter import image_size
 
 COCO_WEIGHTS = MaskRCNN_ResNet50_FPN_Weights.COCO_V1
 WEIGHT_CHOICES = ("auto", "coco", "none")
@@ -124,13 +125,6 @@ def model_input(model: torch.nn.Module, image) -> torch.Tensor:
     if hasattr(model, "preprocess"):
         return model.preprocess(image)[0]
     return image_tensor(image).to(model_device(model))
-
-
-def image_size(image) -> tuple[int, int]:
-    """(height, width) of an HxWx3 array or a [3,H,W] tensor."""
-    if isinstance(image, np.ndarray):
-        return int(image.shape[0]), int(image.shape[1])
-    return int(image.shape[-2]), int(image.shape[-1])
 
 
 def _watched(model: MaskRCNN) -> dict[str, torch.nn.Module]:
@@ -272,5 +266,5 @@ def maskrcnn_stages(model: MaskRCNN, image) -> MaskRCNNStages:
 
 
 __all__ = ["COCO_WEIGHTS", "coco_weights_path", "coco_maskrcnn_predict", "model_device", "model_input",
-           "image_size", "roi_crop", "maskrcnn_model", "image_tensor", "run_maskrcnn", "MaskRCNNStages",
+           "roi_crop", "maskrcnn_model", "image_tensor", "run_maskrcnn", "MaskRCNNStages",
            "maskrcnn_stages"]
