@@ -136,3 +136,11 @@ def test_bench_compare_refuses_models_with_different_inputs(runs, tmp_path, caps
     assert main(["bench", "compare", "--yolact", runs["yolact_tiny"][1], "--maskrcnn", str(path),
                  "--output", str(tmp_path / "compare.json")]) == 1
     assert "different inputs" in capsys.readouterr().err and not (tmp_path / "compare.json").exists()
+
+
+def test_bench_compare_never_replaces_a_file_of_the_users(runs, tmp_path, capsys):
+    mine = tmp_path / "compare.json"
+    mine.write_text("the user's notes")
+    assert main(["bench", "compare", "--yolact", runs["yolact_tiny"][1], "--maskrcnn", runs["maskrcnn_tiny"][1],
+                 "--output", str(mine)]) == 1
+    assert "--force" in capsys.readouterr().err and mine.read_text() == "the user's notes"
