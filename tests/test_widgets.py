@@ -290,3 +290,19 @@ def test_trainer_predict_restores_frozen_batchnorm(small_set, tmp_path):
     trainer.predict(small_set.load_image(0))
     batchnorms = [m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     assert trainer.model.training and batchnorms and not any(m.training for m in batchnorms)
+
+
+def test_explorer_display_carries_its_current_picture(explorer):
+    """A notebook opened untrusted shows the PNG in the widget's display bundle; it must be the
+    picture the widget shows now, next to the live widget's own mimetype."""
+    import base64
+
+    explorer.reset_coefficients()
+    bundle = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"]) == explorer.png and explorer.png.startswith(b"\x89PNG")
+    i = _strongest_prototype(explorer)
+    explorer.coef_sliders[i].value = -1.0 if explorer.coefs[i] > 0 else 1.0
+    moved = explorer._repr_mimebundle_()
+    assert base64.b64decode(moved["image/png"]) == explorer.png != base64.b64decode(bundle["image/png"])
+    explorer.reset_coefficients()

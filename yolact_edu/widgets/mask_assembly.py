@@ -18,13 +18,13 @@ import numpy as np
 
 from ..bench.timing import STAGES, network_outputs
 from ..viz.draw import draw_detections
-from .render import new_figure, show_in_output
+from .render import StaticSnapshot, new_figure, show_in_output
 
 NMS_KINDS = (("Fast NMS", "fast"), ("cross-class Fast", "cross_class"), ("standard", "standard"))
 UPSAMPLING = ("bilinear", "nearest", "bicubic")
 
 
-class MaskAssemblyControls(widgets.VBox):
+class MaskAssemblyControls(StaticSnapshot, widgets.VBox):
     """Post-processing controls for a trained model on a few images.
 
     model: a :class:`~yolact_edu.Yolact`; images: HxWx3 uint8 RGB arrays; names: labels for the

@@ -20,12 +20,12 @@ from matplotlib.patches import Rectangle
 
 from ..ops.assemble import mask_stages, masks_to_image
 from ..viz.draw import class_color, prototype_grid, tile_grid
-from .render import new_figure, show_in_output
+from .render import StaticSnapshot, new_figure, show_in_output
 
 POSITIVE, NEGATIVE, OFF = "#d62728", "#1f77b4", "#c7c7c7"   # red +, blue -, as the RdBu_r maps
 
 
-class PrototypeExplorer(widgets.VBox):
+class PrototypeExplorer(StaticSnapshot, widgets.VBox):
     """Interactive view of mask assembly for the detections of one image.
 
     model: a :class:`~yolact_edu.Yolact` (eval mode is set for the prediction).

@@ -38,4 +38,23 @@ def show_in_output(output, figure: Figure, text: str = "") -> bytes:
     return png
 
 
-__all__ = ["new_figure", "figure_png", "show_in_output"]
+class StaticSnapshot:
+    """Mixin for a widget that keeps its last picture in ``self.png``: its display bundle also
+    carries that picture as ``image/png``.
+
+    Why: a notebook opened as cloned is untrusted and has no kernel, so JupyterLab will not
+    render the widget mimetype and would show the widget's Python repr. It does render a PNG
+    (a safe mimetype), so the committed output shows the picture; once the cell runs in a
+    live, trusted notebook the widget view (ranked above PNG) replaces it.
+    """
+
+    png: bytes
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if getattr(self, "png", b""):
+            bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        return bundle
+
+
+__all__ = ["new_figure", "figure_png", "show_in_output", "StaticSnapshot"]
