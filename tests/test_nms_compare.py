@@ -178,3 +178,20 @@ def test_explorer_reruns_on_slider_change():
     # Fast NMS keeps j iff its column max <= threshold: a higher threshold keeps a superset.
     assert strict < explorer.comparison.runs["fast"].pairs()
     assert "standard keeps" in explorer.summary.value
+
+
+def test_explorer_shows_its_picture_and_carries_it_for_an_untrusted_notebook():
+    pytest.importorskip("ipywidgets")
+    import base64
+
+    from yolact_edu.widgets.nms_explorer import NmsExplorer
+
+    boxes, scores = clustered_problem(4, num_boxes=40)
+    explorer = NmsExplorer(np.zeros((64, 64, 3), np.uint8), NmsCandidates(boxes, scores, torch.arange(40)),
+                           ("a", "b", "c", "d"), iou_threshold=0.3, max_detections=None)
+    first = explorer.widget.png
+    shown = explorer.output.outputs[-1]["data"]["image/png"]
+    assert first.startswith(b"\x89PNG") and base64.b64decode(shown) == first
+    explorer.iou_slider.value = 0.7
+    assert explorer.widget.png != first
+    assert base64.b64decode(explorer.widget._repr_mimebundle_()["image/png"]) == explorer.widget.png

@@ -1,5 +1,6 @@
 """The notebook widgets, driven as a learner would: set a control's ``.value``, then check the
 state the widget computed and the picture it drew. Plus the library functions they wrap."""
+import base64
 import time
 
 import numpy as np
@@ -258,6 +259,8 @@ def test_monitor_runs_training_and_draws(small_set, tmp_path):
     assert [list(line.get_xdata()) for line in lines][0] == [2.0, 4.0, 6.0]
     assert monitor.stop_button.disabled and "finished at iteration 6" in monitor.status.value
     assert trainer.model.training                  # predictions during training left it in train mode
+    # an untrusted notebook shows the loss plot
+    assert base64.b64decode(monitor._repr_mimebundle_()["image/png"]) == bytes(monitor.loss_image.value)
 
 
 def test_monitor_stop_button_ends_with_a_checkpoint(small_set, tmp_path):
@@ -295,8 +298,6 @@ def test_trainer_predict_restores_frozen_batchnorm(small_set, tmp_path):
 def test_explorer_display_carries_its_current_picture(explorer):
     """A notebook opened untrusted shows the PNG in the widget's display bundle; it must be the
     picture the widget shows now, next to the live widget's own mimetype."""
-    import base64
-
     explorer.reset_coefficients()
     bundle = explorer._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
@@ -306,3 +307,11 @@ def test_explorer_display_carries_its_current_picture(explorer):
     moved = explorer._repr_mimebundle_()
     assert base64.b64decode(moved["image/png"]) == explorer.png != base64.b64decode(bundle["image/png"])
     explorer.reset_coefficients()
+
+
+def test_widgets_without_a_picture_say_what_they_are(trained):
+    from yolact_edu.widgets import UploadExplorer
+
+    bundle = UploadExplorer(trained)._repr_mimebundle_()
+    assert "image/png" not in bundle               # nothing uploaded: nothing to picture
+    assert bundle["text/plain"].startswith("UploadExplorer: a live widget")

@@ -18,11 +18,12 @@ import numpy as np
 
 from ..data.images import decode_image_bytes
 from .prototype_explorer import PrototypeExplorer
+from .render import StaticSnapshot
 
 PROMPT = "upload a picture (JPEG, PNG, BMP, TIFF, WebP): the explorer below then shows its detections"
 
 
-class UploadExplorer(widgets.VBox):
+class UploadExplorer(StaticSnapshot, widgets.VBox):
     """An upload button, a status line and a :class:`PrototypeExplorer` on the last good upload.
 
     model: a :class:`~yolact_edu.Yolact` (eval mode is set for the prediction).
@@ -75,6 +76,9 @@ class UploadExplorer(widgets.VBox):
         self._say(f"{name}: {width}x{height} px, {len(self.explorer.detections)} detections "
                   f"above {self.score_threshold}")
         return True
+
+    def snapshot_png(self) -> bytes:
+        return self.explorer.png if self.explorer is not None else b""
 
     def _say(self, message: str) -> None:
         self.message = message

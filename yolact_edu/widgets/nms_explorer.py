@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..lessons.nms_comparison import NmsCandidates, NmsComparison, compare_nms, plot_nms_comparison
+from .render import SnapshotBox, show_in_output
 
 
 class NmsExplorer:
@@ -36,12 +37,11 @@ class NmsExplorer:
         self.output = widgets.Output()
         for slider in (self.iou_slider, self.score_slider):
             slider.observe(self.update, names="value")
-        self.widget = widgets.VBox([widgets.HBox([self.iou_slider, self.score_slider]), self.summary, self.output])
+        self.widget = SnapshotBox([widgets.HBox([self.iou_slider, self.score_slider]), self.summary, self.output])
         self.comparison = self.update()
 
     def update(self, _change=None) -> NmsComparison:
         import matplotlib.pyplot as plt
-        from IPython.display import clear_output
 
         self.comparison = compare_nms(self.candidates.boxes, self.candidates.scores, ("standard", "fast"),
                                       self.iou_slider.value, **self.settings)
@@ -51,13 +51,12 @@ class NmsExplorer:
                               f"{len(self.comparison.runs['standard'].pairs(min_score))}, Fast NMS "
                               f"{len(self.comparison.runs['fast'].pairs(min_score))} boxes scoring above "
                               f"{min_score:.2f}; {len(only_standard)} suppressed by Fast NMS only")
-        with self.output:
-            clear_output(wait=True)
-            fig = plot_nms_comparison(self.image, self.candidates.boxes, self.comparison, min_score=min_score,
-                                      class_names=self.class_names, scores=self.candidates.scores,
-                                      top_k=self.settings["top_k"])
-            plt.show()
-            plt.close(fig)
+        fig = plot_nms_comparison(self.image, self.candidates.boxes, self.comparison, min_score=min_score,
+                                  class_names=self.class_names, scores=self.candidates.scores,
+                                  top_k=self.settings["top_k"])
+        # the PNG into the Output directly (no display through pyplot), kept as the snapshot
+        self.widget.png = show_in_output(self.output, fig, self.summary.value)
+        plt.close(fig)
         return self.comparison
 
 

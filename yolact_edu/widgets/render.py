@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import io
 
+import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 
@@ -39,8 +40,9 @@ def show_in_output(output, figure: Figure, text: str = "") -> bytes:
 
 
 class StaticSnapshot:
-    """Mixin for a widget that keeps its last picture in ``self.png``: its display bundle also
-    carries that picture as ``image/png``.
+    """Mixin for a widget with a picture: its display bundle also carries the picture it shows
+    now as ``image/png`` (from :meth:`snapshot_png`; by default ``self.png``), and its plain-text
+    form says what it is instead of ipywidgets' repr of its children.
 
     Why: a notebook opened as cloned is untrusted and has no kernel, so JupyterLab will not
     render the widget mimetype and would show the widget's Python repr. It does render a PNG
@@ -48,13 +50,23 @@ class StaticSnapshot:
     live, trusted notebook the widget view (ranked above PNG) replaces it.
     """
 
-    png: bytes
+    def snapshot_png(self) -> bytes:
+        return getattr(self, "png", b"")
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
-        if getattr(self, "png", b""):
-            bundle["image/png"] = base64.b64encode(self.png).decode("ascii")
+        bundle["text/plain"] = (f"{type(self).__name__}: a live widget; run this cell "
+                                "(in a trusted notebook) to use it")
+        png = self.snapshot_png()
+        if png:
+            bundle["image/png"] = base64.b64encode(png).decode("ascii")
         return bundle
 
 
-__all__ = ["new_figure", "figure_png", "show_in_output", "StaticSnapshot"]
+class SnapshotBox(StaticSnapshot, widgets.VBox):
+    """A VBox whose owner sets ``png`` to the picture it shows (see :class:`StaticSnapshot`)."""
+
+    png = b""
+
+
+__all__ = ["new_figure", "figure_png", "show_in_output", "StaticSnapshot", "SnapshotBox"]

@@ -24,10 +24,10 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..viz.draw import LOSS_PARTS, draw_detections, plot_loss_curves
-from .render import figure_png, new_figure
+from .render import StaticSnapshot, figure_png, new_figure
 
 
-class TrainingMonitor(widgets.VBox):
+class TrainingMonitor(StaticSnapshot, widgets.VBox):
     """Live view and stop button for ``trainer`` (its tqdm bar is switched off: this replaces it).
 
     sample_images: HxWx3 uint8 images whose predictions are redrawn during training (may be empty).
@@ -102,6 +102,10 @@ class TrainingMonitor(widgets.VBox):
             self.status.value = f"checkpoint written: {info['path']}"
 
     # -- control -----------------------------------------------------------------------------
+    def snapshot_png(self) -> bytes:
+        """The loss plot, the picture an untrusted notebook shows for this monitor."""
+        return bytes(self.loss_image.value or b"")
+
     def stop(self) -> None:
         """Ask the trainer to stop after the current step (it writes a checkpoint)."""
         self.trainer.request_stop()
