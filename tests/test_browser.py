@@ -153,3 +153,49 @@ def test_prototype_explorer_in_jupyterlab(tmp_path):
             raise
         finally:
             browser.close()
+
+
+# The explorer's cell, by its code, and the picture in its output
+EXPLORER_CELL = '.jp-CodeCell:has(.jp-InputArea-editor:has-text("PrototypeExplorer(model"))'
+
+
+@pytest.mark.e2e
+def test_a_cloned_notebook_shows_the_explorers_picture_before_anything_runs(tmp_path):
+    """First contact: the committed notebook, opened as cloned (untrusted, nothing run), shows the
+    explorer's picture, not its Python repr; the picture is the one the kernel made, decoded."""
+    require_browser()
+    import base64
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    committed = json.loads(NOTEBOOK.read_text())
+    snapshots = [o["data"]["image/png"] for c in committed["cells"] if c["cell_type"] == "code"
+                 for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                 and "image/png" in o["data"]]
+    assert snapshots, "notebook 02's committed widget outputs carry no picture: rerun it"
+    root = tmp_path / "root"
+    root.mkdir()
+    nb = copy_notebook(NOTEBOOK, root)
+    env = isolated_env(tmp_path)                # a fresh notary: the notebook is untrusted, as cloned
+    shots = screenshot_dir(tmp_path)
+    with JupyterLabServer(root, env, tmp_path / "jupyter.log") as server, sync_playwright() as pw:
+        browser = launch_chromium(pw, Path(env["HOME"]))
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1300})
+            page.set_default_timeout(60_000)
+            page.goto(server.url(f"lab/tree/{nb.name}"))
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            picture = page.locator(EXPLORER_CELL).first.locator(".jp-OutputArea-output img").first
+            picture.scroll_into_view_if_needed()
+            picture.wait_for(state="visible")
+            page.screenshot(path=str(shots / "00_as_cloned.png"))
+            shown = picture.get_attribute("src").split(",", 1)[1]
+            assert base64.b64decode(shown) == base64.b64decode(snapshots[0])
+            assert picture.evaluate("img => img.naturalWidth") > 400      # decoded by the browser, not a broken icon
+            assert page.get_by_text("PrototypeExplorer(children").count() == 0
+        except BaseException:
+            print(f"--- jupyter lab log (tail) ---\n{server.log_tail()}")
+            raise
+        finally:
+            browser.close()
