@@ -198,8 +198,8 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
         ax.plot(positions, self.detections.coefs[index].numpy(), "k.", markersize=4, label="predicted")
         ax.axhline(0, color="black", linewidth=0.6)
         ax.set_ylim(-1.05, 1.05)
-        ax.set_xlabel("prototype i")
-        ax.set_title("2. coefficients c_i (tanh: signed)")
+        ax.set_xlabel("prototype $i$")
+        ax.set_title(r"2. coefficients $c_i$ (tanh: signed)")
         ax.legend(loc="lower right", fontsize=7)
 
         ax = fig.add_subplot(grid[0, 8:12])
@@ -213,10 +213,10 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
 
         ax = fig.add_subplot(grid[1, 0:4])
         ax.imshow(self._prototype_mosaic())
-        ax.set_title(f"3. the {self.k} prototypes P_i (shared)")
+        ax.set_title(f"3. the {self.k} prototypes $P_i$ (shared)")
         ax.axis("off")
-        for position, key, title in [(grid[1, 4:8], "contributions", "4. contributions c_i·P_i"),
-                                     (grid[1, 8:12], "running_sum", "5. running sum Σ_{j≤i} c_j·P_j")]:
+        for position, key, title in [(grid[1, 4:8], "contributions", r"4. contributions $c_i P_i$"),
+                                     (grid[1, 8:12], "running_sum", r"5. running sum $\Sigma_{j \leq i}\, c_j P_j$")]:
             ax = fig.add_subplot(position)
             span = max(float(stages[key].abs().max()), 1e-6)
             ax.imshow(tile_grid(stages[key], self.columns), cmap="RdBu_r", vmin=-span, vmax=span)
@@ -226,8 +226,8 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
         hp, wp = stages["logits"].shape
         x1, y1, x2, y2 = (self.detections.boxes_rel[index].numpy() * [wp, hp, wp, hp]).tolist()
         span = max(float(stages["logits"].abs().max()), 1e-6)
-        panels = [("logits", "6. sum P·c (logits)", {"cmap": "RdBu_r", "vmin": -span, "vmax": span}),
-                  ("sigmoid", "7. sigmoid", {"cmap": "viridis", "vmin": 0, "vmax": 1}),
+        panels = [("logits", r"6. $\Sigma_i\, c_i P_i$ (logits)", {"cmap": "RdBu_r", "vmin": -span, "vmax": span}),
+                  ("sigmoid", r"7. $\sigma(\Sigma_i\, c_i P_i)$", {"cmap": "viridis", "vmin": 0, "vmax": 1}),
                   ("cropped", "8. crop to the box" if self.crop.value else "8. crop (off)",
                    {"cmap": "viridis", "vmin": 0, "vmax": 1}),
                   ("mask", f"threshold > {self.mask_threshold.value:.2f}", {"cmap": "gray", "vmin": 0, "vmax": 1})]
