@@ -30,9 +30,11 @@ class NmsExplorer:
         self.image, self.candidates, self.class_names = image, candidates, tuple(class_names)
         self.settings = {"top_k": top_k, "conf_threshold": conf_threshold, "max_detections": max_detections}
         self.iou_slider = widgets.FloatSlider(value=iou_threshold, min=0.05, max=0.95, step=0.05,
-                                              description="IoU threshold", continuous_update=False)
+                                              description="IoU threshold", continuous_update=False,
+                                              style={"description_width": "initial"})   # the whole label
         self.score_slider = widgets.FloatSlider(value=min_score, min=0.0, max=0.95, step=0.05,
-                                                description="min score", continuous_update=False)
+                                                description="min score", continuous_update=False,
+                                                style={"description_width": "initial"})
         self.summary = widgets.HTML()
         self.output = widgets.Output()
         for slider in (self.iou_slider, self.score_slider):

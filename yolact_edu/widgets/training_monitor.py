@@ -65,15 +65,18 @@ class TrainingMonitor(StaticSnapshot, widgets.VBox):
         self.stop_button = widgets.Button(description="Stop (saves a checkpoint)", icon="stop", button_style="danger",
                                           layout=widgets.Layout(width="230px"))
         self.status = widgets.Label()
-        self.loss_image = widgets.Image(format="png")
-        self.samples_image = widgets.Image(format="png")
+        # never wider than the notebook: a narrow window scales the picture down instead of clipping it
+        fit = {"max_width": "100%", "height": "auto"}
+        self.loss_image = widgets.Image(format="png", layout=widgets.Layout(**fit))
+        self.samples_image = widgets.Image(format="png", layout=widgets.Layout(**fit))
         for widget, css in [(self.progress, "ye-progress"), (self.rate, "ye-rate"), (self.stop_button, "ye-stop"),
                             (self.status, "ye-train-status"), (self.loss_image, "ye-loss-plot"),
                             (self.samples_image, "ye-samples")]:
             widget.add_class(css)
         self.stop_button.on_click(lambda _: self.stop())
         super().__init__([widgets.HBox([self.progress, self.rate, self.stop_button]), self.status,
-                          widgets.HBox([self.loss_image, self.samples_image])])
+                          widgets.HBox([self.loss_image, self.samples_image],
+                                       layout=widgets.Layout(flex_flow="row wrap"))])   # samples below if narrow
         self._draw_samples()
 
     # -- trainer callback ------------------------------------------------------------------
