@@ -12,7 +12,7 @@ from yolact_edu.bench.timing import STAGES, median_seconds, network_outputs, tim
 from yolact_edu.data import CocoDataset, make_shapes
 from yolact_edu.data.images import sample_image
 from yolact_edu.lessons.pretrained import quick_mode, tiny_shapes_model
-from yolact_edu.ops.assemble import assemble_masks, mask_stages
+from yolact_edu.ops.assemble import assemble_masks, crop_removes, mask_stages
 from yolact_edu.training.trainer import Trainer
 from yolact_edu.viz.draw import tile_grid
 from yolact_edu.widgets import MaskAssemblyControls, PrototypeExplorer, TrainingMonitor
@@ -124,14 +124,33 @@ def _strongest_prototype(explorer) -> int:
 
 def test_explorer_starts_from_the_networks_mask(explorer):
     assert len(explorer.detections) >= 3
-    assert np.array_equal(explorer.mask_image, explorer.detections.masks[0].numpy())
-    assert explorer.mask_pixels == int(explorer.detections.masks[0].sum()) > 0
-    assert np.allclose(explorer.coefs, explorer.detections.coefs[0].numpy())
-    assert [s.value for s in explorer.coef_sliders] == pytest.approx(explorer.detections.coefs[0].tolist(), abs=0.006)
+    first = explorer.detection.value
+    assert np.array_equal(explorer.mask_image, explorer.detections.masks[first].numpy())
+    assert explorer.mask_pixels == int(explorer.detections.masks[first].sum()) > 0
+    assert np.allclose(explorer.coefs, explorer.detections.coefs[first].numpy())
+    assert [s.value for s in explorer.coef_sliders] == pytest.approx(explorer.detections.coefs[first].tolist(),
+                                                                       abs=0.006)
     assert len(explorer.figure.axes) == 10 and explorer.png.startswith(b"\x89PNG")
     assert f"mask {explorer.mask_pixels} px" in explorer.status.value
     png_output = explorer.figure_out.outputs[0]["data"]["image/png"]
     assert isinstance(png_output, str) and len(png_output) > 1000
+
+
+def test_explorer_starts_where_the_crop_matters(explorer, trained, picture):
+    """By default the first detection shown is, of the 3 most confident, the one whose mask the crop
+    changes most; switching the crop off there grows the mask."""
+    removed = crop_removes(explorer.proto.float(), explorer.detections.coefs.float(), explorer.detections.boxes_rel)
+    first = explorer.detection.value
+    assert explorer.detections.scores[first] >= explorer.detections.scores[2]
+    assert removed[first] == removed[:3].max() > 0
+    with_crop = explorer.mask_pixels
+    explorer.crop.value = False
+    assert explorer.mask_pixels > with_crop
+    explorer.crop.value = True
+    chosen = PrototypeExplorer(trained, picture, detection=0)
+    assert chosen.detection.value == 0 and chosen.mask_pixels == int(chosen.detections.masks[0].sum())
+    with pytest.raises(IndexError, match="not one of the"):
+        PrototypeExplorer(trained, picture, detection=len(explorer.detections))
 
 
 def test_explorer_coefficient_slider_changes_the_mask(explorer):
@@ -315,3 +334,12 @@ def test_widgets_without_a_picture_say_what_they_are(trained):
     bundle = UploadExplorer(trained)._repr_mimebundle_()
     assert "image/png" not in bundle               # nothing uploaded: nothing to picture
     assert bundle["text/plain"].startswith("UploadExplorer: a live widget")
+
+
+def test_crop_removes_counts_mask_cells_outside_the_box():
+    proto = torch.zeros(10, 10, 1)
+    proto[0:2, 0:3, 0] = 10.0           # 6 cells far outside the box
+    proto[5:8, 5:8, 0] = 10.0           # 9 cells inside it
+    coefs = torch.tensor([[1.0], [-1.0]])          # the second detection's mask is empty
+    boxes = torch.tensor([[0.45, 0.45, 0.85, 0.85]] * 2)
+    assert crop_removes(proto, coefs, boxes).tolist() == [6, 0]

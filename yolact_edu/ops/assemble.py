@@ -101,3 +101,13 @@ def reassemble(detections, coefs: torch.Tensor | None = None, *, crop: bool = Tr
     height, width = detections.image_size
     soft = assemble_masks(detections.proto, coefs.float(), detections.boxes_rel, crop_masks=crop)
     return masks_to_image(soft, height, width, threshold)
+
+
+def crop_removes(proto: torch.Tensor, coefs: torch.Tensor, boxes: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """How much the crop does for each detection: [n] int, the prototype-grid cells whose
+    assembled mask exceeds ``threshold`` outside the detection's box (they would be mask
+    without the crop). proto [Hp,Wp,k]; coefs [n,k]; boxes [n,4] relative point form."""
+    whole = assemble_masks(proto, coefs, boxes, crop_masks=False) > threshold
+    cropped = assemble_masks(proto, coefs, boxes, crop_masks=True) > threshold
+    return (whole & ~cropped).flatten(1).sum(1)
+

@@ -18,11 +18,14 @@ import numpy as np
 import torch
 from matplotlib.patches import Rectangle
 
-from ..ops.assemble import mask_stages, masks_to_image
+from ..ops.assemble import crop_removes, mask_stages, masks_to_image
 from ..viz.draw import class_color, prototype_grid, tile_grid
 from .render import StaticSnapshot, new_figure, show_in_output
 
 POSITIVE, NEGATIVE, OFF = "#d62728", "#1f77b4", "#c7c7c7"   # red +, blue -, as the RdBu_r maps
+
+
+STARTING_CANDIDATES = 3
 
 
 class PrototypeExplorer(StaticSnapshot, widgets.VBox):
@@ -31,6 +34,9 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
     model: a :class:`~yolact_edu.Yolact` (eval mode is set for the prediction).
     image: HxWx3 uint8 RGB.
     score_threshold, top_k: which detections are offered in the dropdown.
+    detection: the one shown first; None picks, of the 3 most confident, the one whose mask the
+    crop changes most (:func:`~yolact_edu.ops.assemble.crop_removes`), so the crop's effect is
+    visible at once.
     columns: prototype tiles per row in the mosaics.
 
     State (read it in tests or in code): ``detections`` (:class:`~yolact_edu.Detections`, CPU),
@@ -39,7 +45,8 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
     ``mask_pixels`` int, ``figure`` (matplotlib Figure), ``png`` (bytes last shown).
     """
 
-    def __init__(self, model, image, *, score_threshold: float = 0.3, top_k: int = 10, columns: int = 8):
+    def __init__(self, model, image, *, score_threshold: float = 0.3, top_k: int = 10,
+                 detection: int | None = None, columns: int = 8):
         self.model, self.image = model, np.ascontiguousarray(image)
         self.columns = columns
         with torch.no_grad():
@@ -102,7 +109,14 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
         self.reset.on_click(lambda _: self.reset_coefficients())
 
         if len(self.detections):
-            self._load_detection(0)
+            if detection is None:
+                # among the 3 most confident (whose masks are usually right), the one the crop changes most
+                removed = crop_removes(self.proto.float(), self.detections.coefs.float(), self.detections.boxes_rel)
+                detection = int(removed[:STARTING_CANDIDATES].argmax())     # detections are sorted by score
+            if not 0 <= detection < len(self.detections):
+                raise IndexError(f"detection {detection} is not one of the {len(self.detections)} detections "
+                                 f"above score {score_threshold}")
+            self._load_detection(detection)
         else:
             for control in [self.detection, self.mask_threshold, self.crop, self.reset,
                             *self.coef_sliders, *self.proto_toggles]:
