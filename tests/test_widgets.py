@@ -343,3 +343,23 @@ def test_crop_removes_counts_mask_cells_outside_the_box():
     coefs = torch.tensor([[1.0], [-1.0]])          # the second detection's mask is empty
     boxes = torch.tensor([[0.45, 0.45, 0.85, 0.85]] * 2)
     assert crop_removes(proto, coefs, boxes).tolist() == [6, 0]
+
+
+def test_cost_explorer_shows_the_measured_cost_at_the_chosen_count():
+    from yolact_edu.widgets import CostExplorer
+
+    curves = {"YOLACT": {"counts": [1, 10, 100], "median_ms": [20.0, 22.0, 40.0]},
+              "Mask R-CNN": {"counts": [1, 10, 100], "median_ms": [30.0, 35.0, 90.0]}}
+    explorer = CostExplorer(curves, "test machine")
+    assert explorer.count == 10 and explorer.at_count == {"YOLACT": 22.0, "Mask R-CNN": 35.0}
+    before = explorer.png
+    explorer.slider.value = 100
+    assert explorer.at_count == {"YOLACT": 40.0, "Mask R-CNN": 90.0}
+    assert explorer.extra == {"YOLACT": 20.0, "Mask R-CNN": 60.0}
+    assert "N = 100: YOLACT 40.0 ms" in explorer.summary.value and "(YOLACT takes 0.44x its time)" in explorer.summary.value
+    assert explorer.png != before and explorer.png.startswith(b"\x89PNG")
+    assert base64.b64decode(explorer._repr_mimebundle_()["image/png"]) == explorer.png
+    with pytest.raises(ValueError, match="were not measured"):
+        explorer.show(50)
+    with pytest.raises(ValueError, match="different instance counts"):
+        CostExplorer({"a": curves["YOLACT"], "b": {"counts": [1, 5], "median_ms": [1.0, 2.0]}})

@@ -8,6 +8,8 @@
   upsampling, number of prototypes) with the detections and per-stage times (notebook 04).
 - :class:`NmsExplorer` — standard against Fast NMS on one image's candidates, with an IoU-threshold
   and a score slider (notebook 03).
+- :class:`CostExplorer` — a slider for the number of instances over measured latency curves of
+  YOLACT and Mask R-CNN: what each pays at that N, and the extra beyond one instance (notebook 01).
 - :class:`TrainingMonitor` — live loss curves, progress, a stop button and sample predictions
   for a :class:`~yolact_edu.training.trainer.Trainer` (notebook 04).
 
@@ -16,10 +18,12 @@ Each widget keeps its state in plain attributes (``.stages``, ``.detections``, `
 and call library functions, so the tests drive the widgets by setting ``.value``.
 Needs the ``notebooks`` extra: ``pip install "yolact_edu[notebooks]"``.
 """
+from .cost_explorer import CostExplorer
 from .image_upload import UploadExplorer
 from .mask_assembly import MaskAssemblyControls
 from .nms_explorer import NmsExplorer
 from .prototype_explorer import PrototypeExplorer
 from .training_monitor import TrainingMonitor
 
-__all__ = ["PrototypeExplorer", "UploadExplorer", "MaskAssemblyControls", "TrainingMonitor", "NmsExplorer"]
+__all__ = ["PrototypeExplorer", "UploadExplorer", "MaskAssemblyControls", "TrainingMonitor", "NmsExplorer",
+           "CostExplorer"]
