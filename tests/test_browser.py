@@ -4,7 +4,8 @@ Headless Chromium (Debian's, driven by Playwright) opens the notebook in a Jupyt
 here on 127.0.0.1, runs all cells in quick mode (Run > Run All Cells), then moves a coefficient
 slider (arrow keys on its handle; c0, else c1.. up to c3, since a prototype can be dead in the
 chosen box) and the mask-threshold slider (a value typed into its readout). After each move the
-kernel must have redrawn: the mask label (pixel count) and the figure's PNG must both change.
+kernel must have redrawn: the mask's pixel count (from its label) must change, the figure's PNG
+must differ in its decoded pixels, and so must screenshots of the widget taken before and after.
 Screenshots of the page before and after each move go to ``$YOLACT_EDU_SCREENSHOTS`` (else
 pytest's tmp_path).
 
@@ -14,9 +15,13 @@ to run inside an asyncio loop.
 """
 from __future__ import annotations
 
+import base64
+import io
+import re
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser_support import (
     JupyterLabServer,
@@ -31,6 +36,7 @@ from browser_support import (
     wait_idle,
     wait_settled,
 )
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "02_prototypes_and_coefficients.ipynb"
@@ -41,10 +47,13 @@ COEF_PRESSES = 40  # 0.40 at step 0.01: far enough to move a mask's edge by many
 COEF_SLIDERS_TRIED = 4  # a prototype can be dead (all zero in the box): then its coefficient changes nothing
 
 
-def _shoot(page, shots: Path, name: str) -> None:
+def _shoot(page, shots: Path, name: str) -> np.ndarray:
+    """Screenshots of the page and of the explorer; returns the explorer's, decoded [H,W,3]."""
     page.locator(SELECTORS["img"]).first.scroll_into_view_if_needed()   # section 2's explorer, not section 7's
     page.screenshot(path=str(shots / f"{name}.png"))
-    page.locator(WIDGET).first.screenshot(path=str(shots / f"{name}_widget.png"))
+    widget = shots / f"{name}_widget.png"
+    page.locator(WIDGET).first.screenshot(path=str(widget))
+    return np.asarray(Image.open(widget).convert("RGB"))
 
 
 def _readout(slider) -> float:
@@ -86,15 +95,38 @@ def _type_threshold(page, value: float, before: dict) -> dict:
     return wait_settled(page, SELECTORS, until=lambda s: _changed(before, s))
 
 
+MASK_PIXELS = re.compile(r"mask (\d+) px")
+CHANGED_PIXELS = 50          # a mask's edge moving by a few pixels changes far more than this
+
+
+def _mask_pixels(label: str | None) -> int:
+    found = MASK_PIXELS.search(label or "")
+    assert found, f"the explorer's label does not give the mask's size: {label!r}"
+    return int(found.group(1))
+
+
+def _decoded(src: str) -> np.ndarray:
+    """An <img> data URL -> its pixels [H,W,3]."""
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).convert("RGB"))
+
+
+def _pixels_differ(a: np.ndarray, b: np.ndarray) -> int:
+    return int((a != b).any(axis=-1).sum()) if a.shape == b.shape else a.size
+
+
 def _changed(before: dict, state: dict) -> bool:
     return state["label"] != before["label"] or state["src"] != before["src"]
 
 
 def _assert_redrawn(before: dict, after: dict, what: str) -> None:
-    label_changed, redrawn = after["label"] != before["label"], after["src"] != before["src"]
-    assert label_changed, f"{what}: the mask label stayed {before['label']!r}"
-    assert redrawn, f"{what}: the figure was not redrawn (img src {short(before['src'])})"
-    assert after["src"].startswith("data:image/png"), f"{what}: the figure is not a PNG: {short(after['src'])}"
+    """The mask itself changed (its pixel count, not just a printed setting) and so did the
+    picture's decoded pixels (not just the PNG's bytes)."""
+    assert after["src"] and after["src"].startswith("data:image/png"), f"{what}: the figure is not a PNG: " \
+                                                                        f"{short(after['src'])}"
+    was, now = _mask_pixels(before["label"]), _mask_pixels(after["label"])
+    assert now != was, f"{what}: the mask stayed {was} px"
+    changed = _pixels_differ(_decoded(before["src"]), _decoded(after["src"]))
+    assert changed > CHANGED_PIXELS, f"{what}: only {changed} pixels of the figure changed"
 
 
 @pytest.mark.e2e
@@ -121,17 +153,19 @@ def test_prototype_explorer_in_jupyterlab(tmp_path):
             state = wait_settled(page, SELECTORS, until=lambda s: s["src"] is not None and bool(s["label"]),
                                  timeout=240, quiet=2.0)
             assert notebook_errors(page) == []
-            _shoot(page, shots, "01_after_run_all")
+            shown = _shoot(page, shots, "01_after_run_all")
 
             # a coefficient: arrow keys on the first slider whose prototype reaches into the box
             for index in range(COEF_SLIDERS_TRIED):
                 before, after = state, _press_coefficient(page, index, state)
                 state = after
-                if after["label"] != before["label"]:
+                if _mask_pixels(after["label"]) != _mask_pixels(before["label"]):
                     break  # else a dead prototype: redrawn, same mask; try the next coefficient
             print(f"coefficient slider {index}: {before['label']!r} -> {after['label']!r}")
             _assert_redrawn(before, after, f"coefficient sliders 0-{index}")
-            _shoot(page, shots, "02_after_coefficient")
+            now = _shoot(page, shots, "02_after_coefficient")
+            assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
+            shown = now
 
             # the mask threshold: a value typed into its readout
             before = state
@@ -139,7 +173,8 @@ def test_prototype_explorer_in_jupyterlab(tmp_path):
             after = _type_threshold(page, 0.3 if threshold > 0.4 else 0.7, before)
             print(f"mask threshold: {before['label']!r} -> {after['label']!r}")
             _assert_redrawn(before, after, "mask-threshold slider")
-            _shoot(page, shots, "03_after_threshold")
+            now = _shoot(page, shots, "03_after_threshold")
+            assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
             assert notebook_errors(page) == []
         except BaseException:
             # pytest shows captured stdout for a failed test: the server's log, and where the page is
