@@ -364,3 +364,21 @@ def test_cost_explorer_shows_the_measured_cost_at_the_chosen_count():
         explorer.show(50)
     with pytest.raises(ValueError, match="different instance counts"):
         CostExplorer({"a": curves["YOLACT"], "b": {"counts": [1, 5], "median_ms": [1.0, 2.0]}})
+
+
+def test_method_picker_shows_the_chosen_methods_picture():
+    from matplotlib.figure import Figure
+
+    from yolact_edu.lessons.landscape import family_demos as fd
+    from yolact_edu.widgets import MethodPicker
+
+    scene = fd.toy_scene()
+    demos = fd.family_demos(scene)
+    picker = MethodPicker(lambda name: fd.plot_family_gallery(scene, {name: demos[name]}), list(demos))
+    first = picker.png
+    assert first.startswith(b"\x89PNG") and picker.draws == 1
+    picker.buttons.value = list(demos)[-1]
+    assert picker.value == list(demos)[-1] and picker.draws == 2 and picker.png != first
+    assert base64.b64decode(picker._repr_mimebundle_()["image/png"]) == picker.png
+    with pytest.raises(ValueError, match="not one of the options"):
+        MethodPicker(lambda name: Figure(), ["a"], value="b")

@@ -10,6 +10,8 @@
   and a score slider (notebook 03).
 - :class:`CostExplorer` — a slider for the number of instances over measured latency curves of
   YOLACT and Mask R-CNN: what each pays at that N, and the extra beyond one instance (notebook 01).
+- :class:`MethodPicker` — buttons naming methods and the picture of the chosen one's assembly
+  step (notebook 05).
 - :class:`TrainingMonitor` — live loss curves, progress, a stop button and sample predictions
   for a :class:`~yolact_edu.training.trainer.Trainer` (notebook 04).
 
@@ -21,9 +23,10 @@ Needs the ``notebooks`` extra: ``pip install "yolact_edu[notebooks]"``.
 from .cost_explorer import CostExplorer
 from .image_upload import UploadExplorer
 from .mask_assembly import MaskAssemblyControls
+from .method_picker import MethodPicker
 from .nms_explorer import NmsExplorer
 from .prototype_explorer import PrototypeExplorer
 from .training_monitor import TrainingMonitor
 
 __all__ = ["PrototypeExplorer", "UploadExplorer", "MaskAssemblyControls", "TrainingMonitor", "NmsExplorer",
-           "CostExplorer"]
+           "CostExplorer", "MethodPicker"]
