@@ -194,4 +194,6 @@ def test_explorer_shows_its_picture_and_carries_it_for_an_untrusted_notebook():
     assert first.startswith(b"\x89PNG") and base64.b64decode(shown) == first
     explorer.iou_slider.value = 0.7
     assert explorer.widget.png != first
-    assert base64.b64decode(explorer.widget._repr_mimebundle_()["image/png"]) == explorer.widget.png
+    bundle = explorer.widget._repr_mimebundle_()
+    assert base64.b64decode(bundle["image/png"]) == explorer.widget.png
+    assert bundle["text/plain"].startswith("NmsExplorer: a live widget")

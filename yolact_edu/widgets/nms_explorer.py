@@ -40,6 +40,7 @@ class NmsExplorer:
         for slider in (self.iou_slider, self.score_slider):
             slider.observe(self.update, names="value")
         self.widget = SnapshotBox([widgets.HBox([self.iou_slider, self.score_slider]), self.summary, self.output])
+        self.widget.snapshot_name = type(self).__name__
         self.comparison = self.update()
 
     def update(self, _change=None) -> NmsComparison:

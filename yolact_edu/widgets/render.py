@@ -55,8 +55,8 @@ class StaticSnapshot:
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
-        bundle["text/plain"] = (f"{type(self).__name__}: a live widget; run this cell "
-                                "(in a trusted notebook) to use it")
+        name = getattr(self, "snapshot_name", "") or type(self).__name__
+        bundle["text/plain"] = f"{name}: a live widget; run this cell (in a trusted notebook) to use it"
         png = self.snapshot_png()
         if png:
             bundle["image/png"] = base64.b64encode(png).decode("ascii")
@@ -64,9 +64,11 @@ class StaticSnapshot:
 
 
 class SnapshotBox(StaticSnapshot, widgets.VBox):
-    """A VBox whose owner sets ``png`` to the picture it shows (see :class:`StaticSnapshot`)."""
+    """A VBox whose owner sets ``png`` to the picture it shows and ``snapshot_name`` to its own
+    name (see :class:`StaticSnapshot`)."""
 
     png = b""
+    snapshot_name = ""
 
 
 __all__ = ["new_figure", "figure_png", "show_in_output", "StaticSnapshot", "SnapshotBox"]
