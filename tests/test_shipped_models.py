@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 
 from yolact_edu.data import CocoDataset, make_shapes
-from yolact_edu.lessons.pretrained import MASKRCNN_SHAPES_WEIGHTS, TINY_SHAPES_WEIGHTS, shipped_table
+from yolact_edu.lessons.pretrained import SHIPPED_WEIGHTS as SHIPPED
+from yolact_edu.lessons.pretrained import shipped_table
 from yolact_edu.training.checkpoint import load_model
 from yolact_edu.training.evaluation import evaluate
 from yolact_edu.training.export import CHECK_IMAGES, shipped_metadata
 
 ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS}
 ITERATIONS = {"yolact_tiny": 20000, "maskrcnn_tiny": 10000}      # the schedules in docs/benchmarks.md
 TOLERANCE = 0.02        # CPU arithmetic moves AP by < 0.005; a broken model is off by > 0.3
 
@@ -39,7 +39,7 @@ def test_shipped_file_is_small_and_carries_its_figures(name):
 
 
 def test_the_shipped_yolact_segments_as_the_issue_asked():
-    val = shipped_metadata(TINY_SHAPES_WEIGHTS)["val"]
+    val = shipped_metadata(SHIPPED["yolact_tiny"])["val"]
     assert val["mask_AP"] >= 0.50 and val["box_AP"] >= 0.60
 
 

@@ -28,6 +28,7 @@ from .tables import markdown_table
 ASSETS = assets_dir()
 TINY_SHAPES_WEIGHTS = ASSETS / "yolact_tiny_shapes.pth"
 MASKRCNN_SHAPES_WEIGHTS = ASSETS / "maskrcnn_tiny_shapes.pth"
+SHIPPED_WEIGHTS = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS}   # config name -> file
 QUICK_ENV = "YOLACT_EDU_QUICK"
 
 
@@ -86,7 +87,7 @@ def shipped_rows() -> list[dict]:
     (the generator's seed), box AP, mask AP, mask AP75, mask AP90, iterations x batch, train
     images/s, file size. Values are strings formatted as quoted everywhere (3 decimals)."""
     rows = []
-    for name, path in (("yolact_tiny", TINY_SHAPES_WEIGHTS), ("maskrcnn_tiny", MASKRCNN_SHAPES_WEIGHTS)):
+    for name, path in SHIPPED_WEIGHTS.items():
         if not path.is_file():
             continue
         checkpoint = read_checkpoint(path)
@@ -118,4 +119,4 @@ def tiny_maskrcnn_model(device: str | torch.device = "cpu"):
 
 __all__ = ["quick_mode", "data_root", "shapes_paths", "shapes_dataset", "tiny_shapes_model", "tiny_maskrcnn_model",
            "shipped_rows", "shipped_table",
-           "TINY_SHAPES_WEIGHTS", "MASKRCNN_SHAPES_WEIGHTS", "QUICK_ENV"]
+           "TINY_SHAPES_WEIGHTS", "MASKRCNN_SHAPES_WEIGHTS", "SHIPPED_WEIGHTS", "QUICK_ENV"]
