@@ -1,5 +1,6 @@
 """The notebook widgets, driven as a learner would: set a control's ``.value``, then check the
 state the widget computed and the picture it drew. Plus the library functions they wrap."""
+import asyncio
 import base64
 import time
 
@@ -291,6 +292,69 @@ def test_monitor_stop_button_ends_with_a_checkpoint(small_set, tmp_path):
     assert summary["stopped"] and summary["iteration"] == 4
     assert (tmp_path / "run" / "checkpoints").is_dir() and summary["checkpoint"].endswith("0000004.pth")
     assert "stopped at iteration 4" in monitor.status.value and monitor.progress.bar_style == "warning"
+
+
+def _stop_during_step(trainer, monitor, step_number: int) -> None:
+    """Press Stop while step ``step_number`` (1-based) runs, as a click lands mid-step."""
+    real_step = trainer.step
+
+    def step(images, targets):
+        if trainer.iteration + 1 == step_number:
+            monitor.stop()
+        return real_step(images, targets)
+
+    trainer.step = step
+
+
+def test_monitor_stop_between_log_rows_leaves_bar_plot_and_status_agreeing(small_set, tmp_path):
+    """log_every is 2 and Stop lands in step 3: the last step is still logged, so the loss plot,
+    the progress bar, the status line, log.csv and the checkpoint all end at iteration 3."""
+    trainer = _trainer(small_set, tmp_path / "run", max_iter=200)
+    monitor = TrainingMonitor(trainer, [], redraw_seconds=0)
+    _stop_during_step(trainer, monitor, 3)
+    monitor.start()
+    summary = asyncio.run(monitor.finished())
+    assert summary["stopped"] and summary["iteration"] == 3
+    assert monitor.history["iteration"] == [2.0, 3.0]
+    assert list(monitor.loss_figure.axes[0].get_lines()[0].get_xdata()) == [2.0, 3.0]
+    assert monitor.progress.value == 3 and monitor.rate.value.startswith("3/200 · ")
+    assert monitor.status.value.startswith("stopped at iteration 3/200") and summary["checkpoint"].endswith(
+        "0000003.pth")
+    rows = (tmp_path / "run" / "log.csv").read_text().splitlines()
+    assert rows[-1].split(",")[0] == "3"
+    assert not monitor.running and monitor.stop_button.disabled
+
+
+def test_monitor_stop_after_the_end_changes_nothing(small_set, tmp_path):
+    """A click that arrives after training ended (it was queued behind the cells of Run All) must
+    not leave the status on "stopping"."""
+    trainer = _trainer(small_set, tmp_path / "run", max_iter=2)
+    monitor = TrainingMonitor(trainer, [], redraw_seconds=0)
+    assert monitor.stop_button.disabled                 # nothing to stop before start()
+    monitor.start()
+    monitor.wait()
+    final = monitor.status.value
+    monitor.stop()
+    assert monitor.status.value == final and final.startswith("finished at iteration 2/2")
+    assert not trainer._stop                           # a later run() is not stopped at once
+
+
+def test_monitor_finished_refreshes_its_saved_display(small_set, tmp_path):
+    """show() keeps a display handle; when training ends the kept output is replaced by the
+    monitor's final state, whose picture is the finished loss plot."""
+    trainer = _trainer(small_set, tmp_path / "run", max_iter=4)
+    monitor = TrainingMonitor(trainer, [], redraw_seconds=0)
+    before = monitor.snapshot_png()
+    updates = []
+
+    class Handle:
+        def update(self, obj):
+            updates.append(base64.b64decode(obj._repr_mimebundle_()["image/png"]))
+
+    monitor._display = Handle()
+    monitor.start()
+    asyncio.run(monitor.finished())
+    assert updates == [monitor.snapshot_png()] and updates[0] != before
 
 
 def test_monitor_reports_a_training_error(small_set, tmp_path):

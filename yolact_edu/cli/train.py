@@ -39,6 +39,8 @@ def add_parser(sub) -> None:
     model.add_argument("--config", default="yolact_tiny",
                        help="model name, any of `yolact-edu configs`, e.g. maskrcnn_tiny (default: %(default)s)")
     model.add_argument("--max-size", type=at_least(32), help="input side S (default: the config's)")
+    model.add_argument("--num-protos", type=positive_int,
+                       help="prototypes k of a YOLACT config (default: the config's, 32 for most)")
     model.add_argument("--weights", help="start from these weights (official or ours); head tensors whose "
                                          "shape differs (another class count) are re-initialised")
     model.add_argument("--resume", help="'auto' (newest checkpoint in OUTPUT/checkpoints) or a checkpoint path")
@@ -98,6 +100,11 @@ def run(args) -> int:
         if args.max_size:
             cfg = cfg.replace(max_size=args.max_size)
         main = distributed.rank() == 0
+        if args.num_protos:
+            if not hasattr(cfg, "num_protos"):
+                raise ValueError(f"--num-protos {args.num_protos}: {cfg.name} has no prototypes "
+                                 "(it is not a YOLACT config)")
+            cfg = cfg.replace(num_protos=args.num_protos)
         if args.augment:
             cfg = cfg.replace(augmentation=args.augment)     # the checkpoint records what was used
         train_set = CocoDataset(train_ann, train_img, max_size=cfg.max_size, normalization=cfg.normalization,

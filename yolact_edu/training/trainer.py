@@ -347,7 +347,11 @@ class Trainer:
                 images_seen += len(images) * self.world_size
                 if parts is not None:
                     window.append(parts)
-                if self.iteration % self.log_every == 0 or self.iteration == self.max_iter:
+                # asked once per step: under DDP it is a collective, and every process must agree
+                stopping = self._should_stop()
+                # a stop between two log rows still logs the steps since the last one, so the log,
+                # the loss plot and the checkpoint all end at the same iteration
+                if self.iteration % self.log_every == 0 or self.iteration == self.max_iter or stopping:
                     elapsed = time.perf_counter() - window_start
                     row = self._log_row(window, images_seen / max(elapsed, 1e-9))
                     window, window_start, images_seen = [], time.perf_counter(), 0
@@ -360,12 +364,12 @@ class Trainer:
                 bar.update(1)
                 if self.batch_in_epoch >= self.batches_per_epoch:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
-                if self.iteration % self.checkpoint_every == 0 and self.iteration < self.max_iter:
+                if self.iteration >= self.max_iter or stopping:
+                    return                          # run() writes the last checkpoint
+                if self.iteration % self.checkpoint_every == 0:
                     self.save()
-                if self.val_every and self.iteration % self.val_every == 0 and self.iteration < self.max_iter:
+                if self.val_every and self.iteration % self.val_every == 0:
                     self.validate()
-                if self.iteration >= self.max_iter or self._should_stop():
-                    return
 
     def _log_row(self, window: list[dict], images_per_second: float) -> dict:
         row = {"iteration": self.iteration, "epoch": self.epoch, "lr": self.schedule(self.iteration - 1)}

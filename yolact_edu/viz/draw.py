@@ -169,6 +169,7 @@ def plot_loss_curves(log: dict, ax=None, parts=LOSS_PARTS):
 
     Returns the matplotlib Axes (a new figure when ``ax`` is None)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
@@ -178,6 +179,7 @@ def plot_loss_curves(log: dict, ax=None, parts=LOSS_PARTS):
     if "total" in log:
         ax.plot(log["iteration"], log["total"], label="total", color="black", linewidth=2)
     ax.set_xlabel("iteration")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no "5.2 iterations" on short runs
     ax.set_ylabel("loss")
     ax.set_yscale("log")
     ax.grid(True, which="both", alpha=0.3)

@@ -3,25 +3,30 @@
 It registers itself as a trainer callback: each "log" row updates the progress bar, the images/s
 and the loss curves by component; every ``refresh_every`` iterations (and at validations and the
 end) the sample images are predicted again with the weights of that moment. The Stop button calls
-:meth:`Trainer.request_stop`: the current step finishes, a checkpoint is written and
-:meth:`Trainer.run` returns.
+:meth:`Trainer.request_stop`: the current step finishes, its losses are logged, a checkpoint is
+written and :meth:`Trainer.run` returns; the bar, the status line and the loss plot then all end
+at that iteration.
 
-Training runs in a background thread (:meth:`start`), so the kernel stays free to receive the
-button's click; :meth:`wait` joins it (an interrupt of the kernel — the toolbar's ■ — while
-waiting stops training the same way). :meth:`run` is ``start`` + ``wait``.
+Training runs in a background thread (:meth:`start` returns at once), so the kernel stays free to
+receive the button's click. A later cell waits with ``await monitor.finished()``: awaiting (rather
+than blocking in :meth:`wait`) keeps the kernel listening to the button, even during Run All,
+when the cells below are already queued. :meth:`wait` is for scripts; an interrupt of the kernel
+(the toolbar's ■) while it waits stops training the same way.
 
     >>> monitor = TrainingMonitor(trainer, sample_images=[val.load_image(0), val.load_image(1)])
-    >>> monitor               # shows the widget
-    >>> monitor.start()       # returns at once; the picture updates as training goes
-    >>> summary = monitor.wait()
+    >>> monitor.show()                    # the widget (its picture is kept with the notebook)
+    >>> monitor.start()                   # returns at once; the picture updates as training goes
+    >>> summary = await monitor.finished()   # in a later cell
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
 import ipywidgets as widgets
 import numpy as np
+from IPython.display import DisplayHandle, display
 
 from ..viz.draw import LOSS_PARTS, draw_detections, plot_loss_curves
 from .render import StaticSnapshot, figure_png, new_figure
@@ -55,6 +60,11 @@ class TrainingMonitor(StaticSnapshot, widgets.VBox):
         self._last_sample_iteration = trainer.iteration
         self._last_redraw = 0.0
         self._thread: threading.Thread | None = None
+        # the status line is written by the button (kernel thread) and by the end of training
+        # (training thread): the lock keeps "stopping..." from landing after "stopped at ..."
+        self._state_lock = threading.Lock()
+        self._display: DisplayHandle | None = None
+        self._active = False
         self._started = None
         self.loss_figure = new_figure(7, 3.6, dpi=80)
         self.samples_figure = new_figure(3.2 * max(1, len(self.sample_images)), 3.4, dpi=80)
@@ -73,6 +83,7 @@ class TrainingMonitor(StaticSnapshot, widgets.VBox):
                             (self.status, "ye-train-status"), (self.loss_image, "ye-loss-plot"),
                             (self.samples_image, "ye-samples")]:
             widget.add_class(css)
+        self.stop_button.disabled = True                 # until start()
         self.stop_button.on_click(lambda _: self.stop())
         super().__init__([widgets.HBox([self.progress, self.rate, self.stop_button]), self.status,
                           widgets.HBox([self.loss_image, self.samples_image],
@@ -109,59 +120,101 @@ class TrainingMonitor(StaticSnapshot, widgets.VBox):
         """The loss plot, the picture an untrusted notebook shows for this monitor."""
         return bytes(self.loss_image.value or b"")
 
+    def show(self) -> None:
+        """Display the monitor so that its saved output can be refreshed: when training ends,
+        :meth:`finished` / :meth:`wait` replace the picture kept with the notebook (the one a
+        reader sees before running anything) by the final loss plot."""
+        self._display = display(self, display_id=True)
+
     def stop(self) -> None:
-        """Ask the trainer to stop after the current step (it writes a checkpoint)."""
-        self.trainer.request_stop()
-        self.stop_button.disabled = True
-        self.status.value = "stopping after this step; a checkpoint will be written"
+        """Ask the trainer to stop after the current step (it logs it and writes a checkpoint).
+        Does nothing once training has ended."""
+        with self._state_lock:
+            if not self.running:
+                return
+            self.trainer.request_stop()
+            self.stop_button.disabled = True
+            self.status.value = "stopping after this step; a checkpoint will be written"
 
     def start(self) -> None:
         """Train in a background thread; returns at once."""
-        if self._thread is not None and self._thread.is_alive():
+        if self.running:
             raise RuntimeError("training is already running")
         self.summary, self.error = None, None
         self.stop_button.disabled = False
         self.progress.bar_style = "info"
+        self.status.value = "training"
+        self._active = True
         self._thread = threading.Thread(target=self._train, name="yolact-edu-training", daemon=True)
         self._thread.start()
 
+    async def finished(self) -> dict:
+        """Wait (in a notebook: ``await monitor.finished()``) until training ends, keeping the
+        kernel free for the Stop button meanwhile; returns :meth:`Trainer.run`'s summary
+        (re-raises its error)."""
+        self._require_started()
+        while self.running:
+            await asyncio.sleep(0.2)
+        return self._result()
+
     def wait(self) -> dict:
-        """Block until training ends; returns :meth:`Trainer.run`'s summary (re-raises its error)."""
-        if self._thread is None:
-            raise RuntimeError("call start() first")
+        """Block until training ends; returns :meth:`Trainer.run`'s summary (re-raises its error).
+        While it blocks the kernel hears no button: in a notebook use :meth:`finished`."""
+        self._require_started()
         while self._thread.is_alive():
             try:
                 self._thread.join(0.2)
             except KeyboardInterrupt:       # the notebook's interrupt button while waiting
                 self.stop()
-        if self.error is not None:
-            raise self.error
-        return self.summary
+        return self._result()
 
     def run(self) -> dict:
         """:meth:`start` then :meth:`wait`."""
         self.start()
         return self.wait()
 
+    def _require_started(self) -> None:
+        if self._thread is None:
+            raise RuntimeError("call start() first")
+
+    def _result(self) -> dict:
+        if self._display is not None:
+            self._display.update(self)      # the saved output now carries the final picture
+        if self.error is not None:
+            raise self.error
+        return self.summary
+
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True from :meth:`start` until the final state (status, bar, pictures) is in place."""
+        return self._active
 
     def _train(self) -> None:
         try:
-            self.summary = self.trainer.run()
-            stopped = self.summary.get("stopped") or self.summary.get("interrupted")
-            self.status.value = (f"{'stopped' if stopped else 'finished'} at iteration "
-                                 f"{self.summary['iteration']}; checkpoint {self.summary['checkpoint']}")
-            self.progress.bar_style = "warning" if stopped else "success"
+            summary = self.trainer.run()
+            error = None
         except BaseException as exc:        # shown in the widget, re-raised by wait()
-            self.error = exc
-            self.status.value = f"training failed: {type(exc).__name__}: {exc}"
-            self.progress.bar_style = "danger"
-        finally:
+            summary, error = None, exc
+        # pictures first, then the state: once `running` is False the pictures are final
+        self._draw_losses()
+        self._draw_samples()
+        with self._state_lock:
+            self.summary, self.error = summary, error
+            self.progress.value = self.trainer.iteration
+            speed = self.history.get("images_per_second")
+            self.rate.value = f"{self.trainer.iteration}/{self.trainer.max_iter}" + (
+                f" · {speed[-1]:.1f} img/s" if speed else "")      # no time left to show
             self.stop_button.disabled = True
-            self._draw_losses()
-            self._draw_samples()
+            if error is not None:
+                self.status.value = f"training failed: {type(error).__name__}: {error}"
+                self.progress.bar_style = "danger"
+            else:
+                stopped = summary.get("stopped") or summary.get("interrupted")
+                self.status.value = (f"{'stopped' if stopped else 'finished'} at iteration "
+                                     f"{summary['iteration']}/{summary['max_iter']}; checkpoint "
+                                     f"{summary['checkpoint']}")
+                self.progress.bar_style = "warning" if stopped else "success"
+            self._active = False            # from here on stop() does nothing
 
     # -- pictures ------------------------------------------------------------------------------
     def _draw_losses(self) -> None:
