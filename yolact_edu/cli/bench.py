@@ -1,4 +1,5 @@
-"""``yolact-edu bench compare``: YOLACT against Mask R-CNN on the same data and machine."""
+"""``yolact-edu bench compare``: YOLACT against Mask R-CNN on the same data and machine;
+``yolact-edu bench prototypes``: models trained with different numbers of prototypes, side by side."""
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ def counts(text: str) -> list[int]:
 
 
 def add_parser(sub) -> None:
-    bench = sub.add_parser("bench", help="benchmarks: the matched YOLACT vs Mask R-CNN comparison",
+    bench = sub.add_parser("bench", help="measurements: YOLACT vs Mask R-CNN; the number of prototypes k",
                            formatter_class=formatter)
     kinds = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     compare = kinds.add_parser(
@@ -44,9 +45,70 @@ def add_parser(sub) -> None:
     add_device_option(compare)
     compare.add_argument("--output", default="outputs/bench/compare.json", help="JSON file (default: %(default)s)")
     compare.add_argument("--force", action="store_true", help="replace an --output file yolact-edu did not write")
+    sweep = kinds.add_parser(
+        "prototypes", formatter_class=formatter,
+        help="score models trained with different numbers of prototypes k; keep their prototypes of one image",
+        description="Score each checkpoint (YOLACT models that differ only in --num-protos) on the same "
+                    "COCO-format images, and keep for one image each model's prototypes and its detections' "
+                    "coefficients and boxes: a small .npz that notebook 04 draws (AP against k, the prototypes "
+                    "of each k).",
+        epilog="example (the shipped sweep; docs/benchmarks.md has the training commands):\n"
+               "  yolact-edu bench prototypes runs/k1/checkpoints/yolact_tiny_0002000.pth \\\n"
+               "      runs/k32/checkpoints/yolact_tiny_0002000.pth --output outputs/bench/prototype_sweep.npz")
+    sweep.add_argument("checkpoints", nargs="+", help="one training checkpoint per k")
+    sweep.add_argument("--annotations", help="COCO instances JSON (default: the shapes val split)")
+    sweep.add_argument("--images", help="image folder (default: the shapes val images)")
+    sweep.add_argument("--max-images", type=positive_int, help="score only the first N images")
+    sweep.add_argument("--image-index", type=non_negative_int,
+                       help="the image whose prototypes are kept (default: chosen, see prototype_sweep.pick_image)")
+    sweep.add_argument("--command", dest="training_command",
+                       help="how the checkpoints were made (the train commands), recorded as given")
+    sweep.add_argument("--output", default="outputs/bench/prototype_sweep.npz", help="the .npz (default: %(default)s)")
+    sweep.add_argument("--force", action="store_true", help="replace an --output file yolact-edu did not write")
 
 
 def run(args) -> int:
+    return run_prototypes(args) if args.bench_command == "prototypes" else run_compare(args)
+
+
+def run_prototypes(args) -> int:
+    import shlex
+
+    from ..data import CocoDataset
+    from ..files.output_folder import OutputFolder
+    from ..lessons import prototype_sweep
+    from ..training.checkpoint import read_checkpoint
+
+    if bool(args.annotations) != bool(args.images):
+        raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
+    output = Path(args.output)
+    outputs = OutputFolder(output.parent, force=args.force)
+    outputs.check([output.name])
+    cfg = read_checkpoint(args.checkpoints[0])["config"]
+    annotations, images = args.annotations, args.images
+    if not annotations:
+        paths = shapes_paths()
+        annotations, images = paths["val_annotations"], paths["val_images"]
+    dataset = CocoDataset(annotations, images, max_size=cfg["max_size"], normalization=cfg["normalization"],
+                          verbose=False)
+    given = [(f"--{name.replace('_', '-')}", getattr(args, name))
+             for name in ("annotations", "images", "max_images", "image_index", "output")]
+    this = ["yolact-edu", "bench", "prototypes", *args.checkpoints,
+            *(part for option, value in given if value is not None for part in (option, str(value)))]
+    meta = {"command": shlex.join(this), "annotations": str(annotations), "training": args.training_command or "",
+            "checkpoints": [str(p) for p in args.checkpoints]}
+    sweep = prototype_sweep.summarize_sweep(args.checkpoints, dataset, image_index=args.image_index,
+                                            max_images=args.max_images, meta=meta)
+    print(f"{'k':>3} {'box AP':>7} {'mask AP':>8} {'AP50':>6} {'AP75':>6}  (on {sweep['meta']['val_images']} images "
+          f"of {annotations}; image {sweep['image_index']} kept)")
+    for i, k in enumerate(sweep["num_protos"]):
+        print(f"{int(k):>3} {sweep['box_AP'][i]:7.3f} {sweep['mask_AP'][i]:8.3f} {sweep['mask_AP50'][i]:6.3f} "
+              f"{sweep['mask_AP75'][i]:6.3f}")
+    print(f"wrote {outputs.write_bytes(output.name, prototype_sweep.sweep_bytes(sweep))}")
+    return 0
+
+
+def run_compare(args) -> int:
     from ..data import CocoDataset
     from ..data.images import read_image
     from ..files.output_folder import OutputFolder
@@ -92,4 +154,4 @@ def run(args) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run", "counts"]
+__all__ = ["add_parser", "run", "run_compare", "run_prototypes", "counts"]
