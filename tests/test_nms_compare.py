@@ -197,3 +197,25 @@ def test_explorer_shows_its_picture_and_carries_it_for_an_untrusted_notebook():
     bundle = explorer.widget._repr_mimebundle_()
     assert base64.b64decode(bundle["image/png"]) == explorer.widget.png
     assert bundle["text/plain"].startswith("NmsExplorer: a live widget")
+
+
+def test_box_labels_of_overlapping_boxes_do_not_overlap():
+    """Three near-identical boxes (duplicates NMS keeps at a high threshold): their labels must
+    all be readable, so no two drawn labels may overlap."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from yolact_edu.viz.draw import place_box_labels
+
+    fig, ax = plt.subplots(figsize=(3, 3), dpi=90)
+    ax.imshow(np.zeros((200, 200, 3), np.uint8))
+    requests = [((50 + i, 60 + i, 150 + i, 160), f"ring 0.{9 - i}0", "white") for i in range(3)]
+    artists = place_box_labels(ax, requests)
+    renderer = fig.canvas.get_renderer()
+    extents = [a.get_window_extent(renderer) for a in artists]
+    for i in range(3):
+        for j in range(i + 1, 3):
+            assert not extents[i].overlaps(extents[j]), (extents[i], extents[j])
+    plt.close(fig)

@@ -29,6 +29,7 @@ import torchvision
 from ..bench.timing import median_seconds, repeat_seconds
 from ..ops.boxes import jaccard
 from ..postprocess import prior_candidates, run_nms
+from ..viz.draw import place_box_labels
 
 METHODS = ("fast", "cross_class", "standard")
 
@@ -251,19 +252,23 @@ def nms_time_vs_candidates(boxes: torch.Tensor, scores: torch.Tensor, counts: Se
 
 
 # -- pictures and a widget -----------------------------------------------------------------------
-def _draw_pairs(ax, boxes_px: np.ndarray, pairs, scores: dict, class_names, linestyle="-", color=None):
+def _draw_pairs(ax, boxes_px: np.ndarray, pairs, scores: dict, class_names, linestyle="-", color=None) -> list:
+    """Draw the boxes of ``pairs``; return their label requests for :func:`place_box_labels`
+    (written once the layout is final, so that they can avoid each other), best score first."""
     from matplotlib.patches import Rectangle
 
     from ..viz.draw import class_color
 
+    requests = []
     for candidate, cls in pairs:
         x1, y1, x2, y2 = boxes_px[candidate]
         rgb = color or tuple(c / 255 for c in class_color(cls))
         ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=rgb, linewidth=1.5,
                                linestyle=linestyle))
         name = class_names[cls] if cls < len(class_names) else str(cls)
-        ax.text(x1, y1 - 1, f"{name} {scores[(candidate, cls)]:.2f}", fontsize=6, color="black",
-                bbox={"facecolor": rgb, "pad": 0.5, "linewidth": 0, "alpha": 0.8})
+        score = scores[(candidate, cls)]
+        requests.append((score, ((x1, y1, x2, y2), f"{name} {score:.2f}", rgb)))
+    return [request for _, request in sorted(requests, key=lambda item: -item[0])]
 
 
 def plot_nms_comparison(image: np.ndarray, boxes: torch.Tensor, comparison: NmsComparison,
@@ -286,15 +291,16 @@ def plot_nms_comparison(image: np.ndarray, boxes: torch.Tensor, comparison: NmsC
     for name in methods:
         run = comparison.runs[name]
         all_scores.update(zip(zip(run.keep.tolist(), run.classes.tolist()), run.scores.tolist()))
+    labels = {}
     for ax, name in zip(axes, methods):
         pairs = comparison.runs[name].pairs(min_score)
         ax.imshow(image)
-        _draw_pairs(ax, boxes_px, pairs, all_scores, class_names)
+        labels[ax] = _draw_pairs(ax, boxes_px, pairs, all_scores, class_names)
         ax.set_title(f"{name}: {len(pairs)} kept (score > {min_score:g})", fontsize=9)
     only_first, only_second = comparison.only_in(first, second, min_score), comparison.only_in(second, first, min_score)
     axes[-1].imshow(image)
-    _draw_pairs(axes[-1], boxes_px, only_first, all_scores, class_names, "-", "red")
-    _draw_pairs(axes[-1], boxes_px, only_second, all_scores, class_names, "--", "deepskyblue")
+    labels[axes[-1]] = (_draw_pairs(axes[-1], boxes_px, only_first, all_scores, class_names, "-", "red")
+                        + _draw_pairs(axes[-1], boxes_px, only_second, all_scores, class_names, "--", "deepskyblue"))
     if scores is not None and second == "fast":
         from matplotlib.patches import Rectangle
 
@@ -310,6 +316,8 @@ def plot_nms_comparison(image: np.ndarray, boxes: torch.Tensor, comparison: NmsC
     for ax in axes:
         ax.axis("off")
     fig.tight_layout()
+    for ax, requests in labels.items():
+        place_box_labels(ax, requests)
     return fig
 
 

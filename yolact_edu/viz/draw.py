@@ -164,6 +164,43 @@ def tile_grid(maps, columns: int = 8, gap: int = 2) -> np.ndarray:
 LOSS_PARTS = ("box", "conf", "mask", "segm", "maskiou")
 
 
+def _overlap_area(a, b) -> float:
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(0.0, width) * max(0.0, height)
+
+
+def place_box_labels(ax, requests, fontsize: float = 6):
+    """Write one label per box on ``ax`` (an image axes) where it overlaps the labels already
+    written least: above the box's top-left corner, else just inside it, else below or inside
+    its bottom-left corner. ``requests``: (x1, y1, x2, y2) in data pixels, text, face colour;
+    the first ones get the first choice (pass them best score first). Call it after the figure's
+    layout is final (it measures the text as drawn). Returns the Text artists."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed, artists = [], []
+    for (x1, y1, _x2, y2), text, color in requests:
+        artist = ax.text(x1, y1, text, fontsize=fontsize, color="black",
+                         bbox={"facecolor": color, "pad": 0.5, "linewidth": 0, "alpha": 0.8})
+        best = None
+        # y grows downwards on an image: va="bottom" at y1 puts the label above the box
+        for x, y, va in ((x1, y1 - 1, "bottom"), (x1 + 1, y1 + 1, "top"), (x1, y2 + 1, "top"),
+                         (x1 + 1, y2 - 1, "bottom")):
+            artist.set_position((x, y))
+            artist.set_verticalalignment(va)
+            extent = artist.get_window_extent(renderer).padded(1.5)
+            cost = sum(_overlap_area(extent, other) for other in placed)
+            if best is None or cost < best[0]:
+                best = (cost, x, y, va, extent)
+            if cost == 0:
+                break
+        _, x, y, va, extent = best
+        artist.set_position((x, y))
+        artist.set_verticalalignment(va)
+        placed.append(extent)
+        artists.append(artist)
+    return artists
+
+
 def plot_loss_curves(log: dict, ax=None, parts=LOSS_PARTS):
     """Loss components against iteration from :func:`yolact_edu.training.log.read_log`'s dict.
 

@@ -1,0 +1,301 @@
+"""Checks for the notebooks' "Try it" exercises: each takes the learner's answer (or the widget
+they moved) and returns a :class:`Check`, shown as one line: ✓ and why, or ✗ and a hint.
+
+The right answer is always computed here from the same objects the notebook holds (its model,
+its measurements, its widgets), never typed in, so it holds on every machine and model.
+
+    >>> check_prior_count(model, 2307)
+    ✓ right: yolact_tiny places 2307 priors on a 256-px image ...
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..ops.anchors import fpn_sizes, num_priors
+from ..ops.assemble import assemble_masks
+from .nms_comparison import compare_nms
+
+
+@dataclass(frozen=True)
+class Check:
+    """The verdict on one answer; truthy when right."""
+
+    passed: bool
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        return f"{'✓ right' if self.passed else '✗ not yet'}: {self.message}"
+
+
+def _unanswered(what: str) -> Check:
+    return Check(False, f"set {what} in the cell above, then run this cell again")
+
+
+# -- notebook 01 ---------------------------------------------------------------------------------
+def first_count_below(curves: Mapping[str, Mapping], fast: str, slow: str, share: float) -> int | None:
+    """The smallest forced instance count N at which ``fast``'s median time is at most ``share``
+    of ``slow``'s, on the measured ``curves`` ({name: {"instances", "median_ms"}}); None if never."""
+    counts = list(curves[fast]["instances"])
+    for n, a, b in zip(counts, curves[fast]["median_ms"], curves[slow]["median_ms"]):
+        if a <= share * b:
+            return int(n)
+    return None
+
+
+def check_cost_crossing(curves: Mapping[str, Mapping], answer, *, fast: str = "YOLACT tiny",
+                        slow: str = "Mask R-CNN tiny", share: float = 0.6) -> Check:
+    """Notebook 01: the first N (of the slider's) at which YOLACT needs at most ``share`` of Mask
+    R-CNN's time on this machine (None when it never does)."""
+    truth = first_count_below(curves, fast, slow, share)
+    if answer is ...:
+        return _unanswered("`answer` (a number of instances, or None)")
+    ratios = {int(n): a / b for n, a, b in zip(curves[fast]["instances"], curves[fast]["median_ms"],
+                                                curves[slow]["median_ms"])}
+    seen = ", ".join(f"N={n}: {r:.2f}" for n, r in ratios.items())
+    if answer == truth:
+        where = f"from N = {truth} on" if truth is not None else "at none of the measured N"
+        return Check(True, f"{fast} needs at most {share:.0%} of {slow}'s time {where} ({seen})")
+    return Check(False, f"read the ratio of the two bars at each N on the slider ({seen})")
+
+
+def check_cell_pixels(box_size: tuple[float, float], image_size: tuple[int, int], proto_size: tuple[int, int],
+                      answer_roi, answer_proto) -> Check:
+    """Notebook 01: how many image pixels one cell covers, in Mask R-CNN's 28x28 mask of a box of
+    ``box_size`` (w, h) pixels, and in YOLACT's prototype grid ``proto_size`` (Hp, Wp) stretched
+    over an image of ``image_size`` (H, W). Within 2 %."""
+    if answer_roi is ... or answer_proto is ...:
+        return _unanswered("both `roi_cell` and `proto_cell`")
+    roi = box_size[0] * box_size[1] / 28**2
+    proto = (image_size[0] / proto_size[0]) * (image_size[1] / proto_size[1])
+    ok = [bool(np.isclose(float(answer_roi), roi, rtol=0.02)), bool(np.isclose(float(answer_proto), proto, rtol=0.02))]
+    if all(ok):
+        finer = "Mask R-CNN's" if roi < proto else "YOLACT's"
+        return Check(True, f"a 28x28 cell covers {roi:.1f} px of this box, a prototype cell {proto:.1f} px: "
+                           f"{finer} grid is the finer one for this object")
+    hints = []
+    if not ok[0]:
+        hints.append("roi_cell: the 28x28 grid is stretched over the box, (box width x box height) / 28²")
+    if not ok[1]:
+        hints.append("proto_cell: the prototype grid is stretched over the whole image, (H / Hp) x (W / Wp)")
+    return Check(False, "; ".join(hints))
+
+
+# -- notebook 02 ---------------------------------------------------------------------------------
+def explorer_masks(explorer, *, crop: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The explorer's detection's mask at prototype resolution [Hp,Wp] bool with the learner's
+    current coefficients and switched-off prototypes, and the same detection's mask as the
+    network made it (its own coefficients, every prototype, cropped)."""
+    index = explorer.detection.value
+    box = explorer.detections.boxes_rel[index][None]
+    current = torch.from_numpy(np.where(explorer.enabled, explorer.coefs, 0.0).astype(np.float32))[None]
+    own = explorer.detections.coefs[index][None].float()
+    threshold = float(explorer.mask_threshold.value)
+    return (assemble_masks(explorer.proto, current, box, crop_masks=crop)[0] > threshold,
+            assemble_masks(explorer.proto, own, box, crop_masks=True)[0] > 0.5)
+
+
+def outside_box(mask: torch.Tensor, box_rel: torch.Tensor) -> int:
+    """Cells of ``mask`` [Hp,Wp] outside the relative box (with the crop's one-cell margin)."""
+    height, width = mask.shape
+    inside = torch.zeros_like(mask)
+    x1, y1, x2, y2 = box_rel.tolist()
+    inside[max(0, int(y1 * height) - 1):int(np.ceil(y2 * height)) + 1,
+           max(0, int(x1 * width) - 1):int(np.ceil(x2 * width)) + 1] = True
+    return int((mask & ~inside).sum())
+
+
+def check_isolated(explorer, *, min_iou: float = 0.6, max_outside: float = 0.1) -> Check:
+    """Notebook 02: with the crop switched off, the learner switches prototypes off until the
+    mask is the object alone: IoU >= ``min_iou`` with the network's own (cropped) mask and at most
+    ``max_outside`` of it outside the box."""
+    if explorer.crop.value:
+        return Check(False, "untick 'crop to the box' first: the exercise is to do the crop's job without it")
+    if explorer.enabled.all():
+        return Check(False, "every prototype is still on: untick the P boxes of prototypes that light up "
+                            "outside your object")
+    mask, reference = explorer_masks(explorer, crop=False)
+    box = explorer.detections.boxes_rel[explorer.detection.value]
+    area = int(mask.sum())
+    iou = float((mask & reference).sum() / max(1, int((mask | reference).sum())))
+    outside = outside_box(mask, box) / max(1, area)
+    off = int((~explorer.enabled).sum())
+    if iou >= min_iou and outside <= max_outside:
+        return Check(True, f"{off} prototypes off, no crop: the mask overlaps the network's by IoU {iou:.2f} "
+                           f"and {outside:.0%} of it lies outside the box")
+    if outside > max_outside:
+        return Check(False, f"{outside:.0%} of the mask is still outside the box: switch off the prototypes "
+                            "that are bright there")
+    return Check(False, f"the mask now misses the object (IoU {iou:.2f} < {min_iou}): switch a prototype "
+                        "that lights up on the object back on")
+
+
+def isolate_without_crop(explorer, *, min_iou: float = 0.6, max_outside: float = 0.1) -> list[int]:
+    """A solution to :func:`check_isolated`: with the crop off, greedily switch off the prototype
+    whose removal leaves the fewest mask cells outside the box while the IoU with the network's
+    mask stays >= ``min_iou``; stop once at most ``max_outside`` lies outside. Sets the explorer's
+    checkboxes; returns the prototypes switched off."""
+    explorer.crop.value = False
+    box = explorer.detections.boxes_rel[explorer.detection.value]
+    off = []
+    for _ in range(explorer.k - 1):
+        mask, reference = explorer_masks(explorer, crop=False)
+        if off and outside_box(mask, box) <= max_outside * max(1, int(mask.sum())):
+            break
+        best, best_outside = None, None
+        for i in np.flatnonzero(explorer.enabled):
+            explorer.enabled[i] = False
+            trial, _ = explorer_masks(explorer, crop=False)
+            explorer.enabled[i] = True
+            iou = float((trial & reference).sum() / max(1, int((trial | reference).sum())))
+            if iou < min_iou:
+                continue
+            if best_outside is None or outside_box(trial, box) < best_outside:
+                best, best_outside = int(i), outside_box(trial, box)
+        if best is None:
+            break
+        explorer.proto_toggles[best].value = False         # the checkbox, so the picture follows
+        off.append(best)
+    return off
+
+
+def most_subtracted(explorer) -> int:
+    """The prototype whose contribution c_i P_i, summed inside the detection's box, is the most
+    negative with the network's own coefficients: the one it subtracts most to carve its mask."""
+    index = explorer.detection.value
+    own = explorer.detections.coefs[index].float()
+    inside = assemble_masks(torch.ones_like(explorer.proto[..., :1]), torch.ones(1, 1),
+                            explorer.detections.boxes_rel[index][None])[0]          # 1 inside the crop
+    return int((own * (explorer.proto.float() * inside[..., None]).sum((0, 1))).argmin())
+
+
+def check_flip_grows(explorer) -> Check:
+    """Notebook 02: flip the sign of the coefficient of the prototype the detection subtracts most
+    (:func:`most_subtracted`) and the mask grows."""
+    index = explorer.detection.value
+    own = explorer.detections.coefs[index].numpy()
+    target = most_subtracted(explorer)
+    flipped = explorer.coefs[target] * own[target] < 0 and abs(explorer.coefs[target]) >= 0.5 * abs(own[target])
+    if not flipped:
+        return Check(False, "in panel 4, find the contribution c_i P_i that is most negative (bluest) inside the "
+                            "box, and move that coefficient's slider to the other side of zero")
+    after, before = explorer_masks(explorer, crop=True)
+    if int(after.sum()) > int(before.sum()):
+        return Check(True, f"c{target}: {own[target]:+.2f} -> {explorer.coefs[target]:+.2f}, the mask grew from "
+                           f"{int(before.sum())} to {int(after.sum())} prototype cells: P{target} was being "
+                           "subtracted to carve the object out")
+    return Check(False, f"c{target} is flipped but the mask did not grow: press 'reset', then flip only c{target}")
+
+
+# -- notebook 03 ---------------------------------------------------------------------------------
+def first_disagreement(explorer) -> float | None:
+    """The lowest IoU threshold on the NMS explorer's slider at which standard and Fast NMS keep
+    different boxes (above its min-score slider); None if they agree everywhere."""
+    slider = explorer.iou_slider
+    min_score = explorer.score_slider.value
+    for threshold in np.arange(slider.min, slider.max + slider.step / 2, slider.step):
+        comparison = compare_nms(explorer.candidates.boxes, explorer.candidates.scores, ("standard", "fast"),
+                                 float(threshold), **explorer.settings)
+        if comparison.only_in("standard", "fast", min_score) or comparison.only_in("fast", "standard", min_score):
+            return round(float(threshold), 2)
+    return None
+
+
+def check_first_disagreement(explorer, answer) -> Check:
+    """Notebook 03: the IoU threshold at which Fast NMS and standard NMS first disagree."""
+    if answer is ...:
+        return _unanswered("`answer` (an IoU threshold from the slider, or None)")
+    truth = first_disagreement(explorer)
+    if truth is None:
+        right = answer is None
+    else:
+        right = answer is not None and abs(float(answer) - truth) < 1e-6
+    if right:
+        return Check(True, f"from IoU {truth} up, Fast NMS suppresses a box that standard NMS keeps: an "
+                           "already-suppressed box still suppresses others" if truth is not None else
+                           "they agree at every threshold on this image")
+    return Check(False, "start the slider at its lowest value and move it up one step at a time; the line "
+                        "above the picture counts the boxes suppressed by Fast NMS only")
+
+
+def check_prior_count(model, answer, input_size: int | None = None) -> Check:
+    """Notebook 03: how many priors the model places on a square input (default its own size)."""
+    if answer is ...:
+        return _unanswered("`answer`")
+    cfg = model.cfg
+    truth = num_priors(cfg, input_size)
+    sizes = [h for h, _ in fpn_sizes(cfg, input_size)]
+    if int(answer) == truth:
+        return Check(True, f"{cfg.name} places {truth} priors on a {input_size or cfg.max_size}-px image: "
+                           f"{cfg.num_anchors} per cell on grids of {' + '.join(f'{s}²' for s in sizes)}")
+    return Check(False, f"{cfg.num_anchors} priors (aspect ratios) per cell, on every FPN level; the grids are "
+                        f"the input side divided by 8, 16, 32, ... (rounded up)")
+
+
+# -- notebook 04 ---------------------------------------------------------------------------------
+def check_crop_off(controls) -> Check:
+    """Notebook 04: find the post-processing setting that lets masks spill outside their boxes."""
+    if controls.crop.value:
+        return Check(False, "one checkbox decides whether a mask may extend beyond its box")
+    return Check(True, "without the crop a mask is sigma(P c) over the whole image: it spills onto other "
+                       "objects that the same prototypes light up")
+
+
+def smallest_good_k(sweep: Mapping, tolerance: float = 0.02) -> int:
+    """The smallest k in the sweep whose mask AP is within ``tolerance`` of the best."""
+    best = float(np.max(sweep["mask_AP"]))
+    return int(min(k for k, ap in zip(sweep["num_protos"], sweep["mask_AP"]) if ap >= best - tolerance))
+
+
+def check_smallest_k(sweep: Mapping, answer, tolerance: float = 0.02) -> Check:
+    """Notebook 04: the cheapest k whose mask AP is within ``tolerance`` of the best in the sweep."""
+    if answer is ...:
+        return _unanswered("`answer`")
+    truth = smallest_good_k(sweep, tolerance)
+    if int(answer) == truth:
+        return Check(True, f"k = {truth} already reaches within {tolerance} mask AP of the best; more prototypes "
+                           "cost time in assembly for little gain")
+    return Check(False, "compare each k's mask AP with the best one in sweep['mask_AP']")
+
+
+# -- notebook 05 ---------------------------------------------------------------------------------
+def box_free_families(families: Iterable[Mapping]) -> set[str]:
+    """Short names ("CondInst", ...) of the families whose assembly step uses no box."""
+    return {row["family"].split()[0] for row in families if row["box in assembly"] == "no"}
+
+
+def check_box_free(families: Iterable[Mapping], answer) -> Check:
+    """Notebook 05: which methods assemble a mask with no box at all."""
+    if answer is ...:
+        return _unanswered("`answer` (a list of method names)")
+    truth = box_free_families(families)
+    given = {str(name).split()[0] for name in answer}
+    lookup = {name.lower(): name for name in truth}
+    given = {lookup.get(name.lower(), name) for name in given}
+    if given == truth:
+        return Check(True, f"{' and '.join(sorted(truth))}: their locality comes from position "
+                           "(relative coordinates, grid cells), not from a crop")
+    return Check(False, "in the picker, look at where each method's locality comes from: a crop or RoI needs a box")
+
+
+def check_fps(measurement, answer) -> Check:
+    """Notebook 05: frames per second of a measured model on this machine, from its median time."""
+    if answer is ...:
+        return _unanswered("`answer`")
+    if np.isclose(float(answer), measurement.fps, rtol=0.01):
+        return Check(True, f"{measurement.name}: {measurement.predict_ms:.1f} ms per image is "
+                           f"{measurement.fps:.1f} images per second on this machine")
+    return Check(False, "frames per second = 1000 / (milliseconds per image)")
+
+
+__all__ = ["Check", "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
+           "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted", "check_flip_grows",
+           "first_disagreement",
+           "check_first_disagreement", "check_prior_count", "check_crop_off", "smallest_good_k",
+           "check_smallest_k", "box_free_families", "check_box_free", "check_fps"]
