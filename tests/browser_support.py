@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -203,6 +204,41 @@ def copy_notebook(src: Path, root: Path) -> Path:
     dst = root / src.name
     shutil.copyfile(src, dst)
     return dst
+
+
+@contextmanager
+def lab_page(tmp_path: Path, notebook: Path, **env_extra: str):
+    """A copy of ``notebook`` opened in a JupyterLab started here (fresh HOME and notary, so the
+    notebook is untrusted, as cloned), in headless Chromium; yields (page, screenshot folder).
+    On a failure the server's log is printed and the page's screenshot kept."""
+    from playwright.sync_api import sync_playwright
+
+    root = tmp_path / "root"
+    root.mkdir()
+    copy = copy_notebook(notebook, root)   # Lab's autosave must not write into the repository
+    env = isolated_env(tmp_path, **env_extra)
+    shots = screenshot_dir(tmp_path)
+    with JupyterLabServer(root, env, tmp_path / "jupyter.log") as server, sync_playwright() as pw:
+        browser = launch_chromium(pw, Path(env["HOME"]))
+        page = None
+        try:
+            page = browser.new_page(viewport={"width": 1440, "height": 1300})
+            page.set_default_timeout(60_000)
+            page.goto(server.url(f"lab/tree/{copy.name}"))
+            page.wait_for_selector(".jp-Notebook .jp-Cell")
+            yield page, shots
+        except BaseException:
+            # pytest shows captured stdout for a failed test: the server's log, and where the page is
+            print(f"--- jupyter lab log (tail) ---\n{server.log_tail()}")
+            if page is not None:
+                try:
+                    page.screenshot(path=str(shots / "failure.png"))
+                    print(f"screenshot of the failure: {shots / 'failure.png'}")
+                except Exception as exc:  # the browser itself may be what failed
+                    print(f"no failure screenshot: {exc}")
+            raise
+        finally:
+            browser.close()
 
 
 # --- the page -------------------------------------------------------------------------------

@@ -24,14 +24,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from browser_support import (
-    JupyterLabServer,
-    copy_notebook,
-    isolated_env,
-    launch_chromium,
+    lab_page,
     notebook_errors,
     require_browser,
     run_all_cells,
-    screenshot_dir,
     short,
     wait_idle,
     wait_settled,
@@ -132,65 +128,38 @@ def _assert_redrawn(before: dict, after: dict, what: str) -> None:
 @pytest.mark.e2e
 def test_prototype_explorer_in_jupyterlab(tmp_path):
     require_browser()
-    from playwright.sync_api import sync_playwright
-
     assert NOTEBOOK.is_file(), f"{NOTEBOOK} is missing"
-    root = tmp_path / "root"
-    root.mkdir()
-    nb = copy_notebook(NOTEBOOK, root)  # a copy: Lab's autosave must not write into the repository
-    env = isolated_env(tmp_path, YOLACT_EDU_QUICK="1")
-    shots = screenshot_dir(tmp_path)
-    with JupyterLabServer(root, env, tmp_path / "jupyter.log") as server, sync_playwright() as pw:
-        browser = launch_chromium(pw, Path(env["HOME"]))
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1300})
-            page.set_default_timeout(60_000)
-            page.goto(server.url(f"lab/tree/{nb.name}"))
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            wait_idle(page, timeout=120)  # the kernel has started
+    with lab_page(tmp_path, NOTEBOOK, YOLACT_EDU_QUICK="1") as (page, shots):
+        wait_idle(page, timeout=120)  # the kernel has started
+        run_all_cells(page)
+        state = wait_settled(page, SELECTORS, until=lambda s: s["src"] is not None and bool(s["label"]),
+                             timeout=240, quiet=2.0)
+        assert notebook_errors(page) == []
+        shown = _shoot(page, shots, "01_after_run_all")
 
-            run_all_cells(page)
-            state = wait_settled(page, SELECTORS, until=lambda s: s["src"] is not None and bool(s["label"]),
-                                 timeout=240, quiet=2.0)
-            assert notebook_errors(page) == []
-            shown = _shoot(page, shots, "01_after_run_all")
+        # a coefficient: arrow keys on the first slider whose prototype reaches into the box
+        for index in range(COEF_SLIDERS_TRIED):
+            before, after = state, _press_coefficient(page, index, state)
+            state = after
+            if _mask_pixels(after["label"]) != _mask_pixels(before["label"]):
+                break  # else a dead prototype: redrawn, same mask; try the next coefficient
+        print(f"coefficient slider {index}: {before['label']!r} -> {after['label']!r}")
+        _assert_redrawn(before, after, f"coefficient sliders 0-{index}")
+        now = _shoot(page, shots, "02_after_coefficient")
+        assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
+        shown = now
 
-            # a coefficient: arrow keys on the first slider whose prototype reaches into the box
-            for index in range(COEF_SLIDERS_TRIED):
-                before, after = state, _press_coefficient(page, index, state)
-                state = after
-                if _mask_pixels(after["label"]) != _mask_pixels(before["label"]):
-                    break  # else a dead prototype: redrawn, same mask; try the next coefficient
-            print(f"coefficient slider {index}: {before['label']!r} -> {after['label']!r}")
-            _assert_redrawn(before, after, f"coefficient sliders 0-{index}")
-            now = _shoot(page, shots, "02_after_coefficient")
-            assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
-            shown = now
-
-            # the mask threshold: a value typed into its readout
-            before = state
-            threshold = _readout(page.locator(".ye-mask-threshold").first)
-            after = _type_threshold(page, 0.3 if threshold > 0.4 else 0.7, before)
-            print(f"mask threshold: {before['label']!r} -> {after['label']!r}")
-            _assert_redrawn(before, after, "mask-threshold slider")
-            now = _shoot(page, shots, "03_after_threshold")
-            assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
-            assert notebook_errors(page) == []
-        except BaseException:
-            # pytest shows captured stdout for a failed test: the server's log, and where the page is
-            print(f"--- jupyter lab log (tail) ---\n{server.log_tail()}")
-            if "page" in locals():
-                try:
-                    page.screenshot(path=str(shots / "failure.png"))
-                    print(f"screenshot of the failure: {shots / 'failure.png'}")
-                except Exception as exc:  # the browser itself may be what failed
-                    print(f"no failure screenshot: {exc}")
-            raise
-        finally:
-            browser.close()
+        # the mask threshold: a value typed into its readout
+        before = state
+        threshold = _readout(page.locator(".ye-mask-threshold").first)
+        after = _type_threshold(page, 0.3 if threshold > 0.4 else 0.7, before)
+        print(f"mask threshold: {before['label']!r} -> {after['label']!r}")
+        _assert_redrawn(before, after, "mask-threshold slider")
+        now = _shoot(page, shots, "03_after_threshold")
+        assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
+        assert notebook_errors(page) == []
 
 
-# The explorer's cell, by its code, and the picture in its output
 EXPLORER_CELL = '.jp-CodeCell:has(.jp-InputArea-editor:has-text("PrototypeExplorer(model"))'
 
 
@@ -202,35 +171,17 @@ def test_a_cloned_notebook_shows_the_explorers_picture_before_anything_runs(tmp_
     import base64
     import json
 
-    from playwright.sync_api import sync_playwright
-
     committed = json.loads(NOTEBOOK.read_text())
     snapshots = [o["data"]["image/png"] for c in committed["cells"] if c["cell_type"] == "code"
                  for o in c.get("outputs", []) if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
                  and "image/png" in o["data"]]
     assert snapshots, "notebook 02's committed widget outputs carry no picture: rerun it"
-    root = tmp_path / "root"
-    root.mkdir()
-    nb = copy_notebook(NOTEBOOK, root)
-    env = isolated_env(tmp_path)                # a fresh notary: the notebook is untrusted, as cloned
-    shots = screenshot_dir(tmp_path)
-    with JupyterLabServer(root, env, tmp_path / "jupyter.log") as server, sync_playwright() as pw:
-        browser = launch_chromium(pw, Path(env["HOME"]))
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1300})
-            page.set_default_timeout(60_000)
-            page.goto(server.url(f"lab/tree/{nb.name}"))
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            picture = page.locator(EXPLORER_CELL).first.locator(".jp-OutputArea-output img").first
-            picture.scroll_into_view_if_needed()
-            picture.wait_for(state="visible")
-            page.screenshot(path=str(shots / "00_as_cloned.png"))
-            shown = picture.get_attribute("src").split(",", 1)[1]
-            assert base64.b64decode(shown) == base64.b64decode(snapshots[0])
-            assert picture.evaluate("img => img.naturalWidth") > 400      # decoded by the browser, not a broken icon
-            assert page.get_by_text("PrototypeExplorer(children").count() == 0
-        except BaseException:
-            print(f"--- jupyter lab log (tail) ---\n{server.log_tail()}")
-            raise
-        finally:
-            browser.close()
+    with lab_page(tmp_path, NOTEBOOK) as (page, shots):       # untrusted: a fresh notary, nothing run
+        picture = page.locator(EXPLORER_CELL).first.locator(".jp-OutputArea-output img").first
+        picture.scroll_into_view_if_needed()
+        picture.wait_for(state="visible")
+        page.screenshot(path=str(shots / "00_as_cloned.png"))
+        shown = picture.get_attribute("src").split(",", 1)[1]
+        assert base64.b64decode(shown) == base64.b64decode(snapshots[0])
+        assert picture.evaluate("img => img.naturalWidth") > 400      # decoded by the browser, not a broken icon
+        assert page.get_by_text("PrototypeExplorer(children").count() == 0

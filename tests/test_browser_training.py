@@ -16,17 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from browser_support import (
-    JupyterLabServer,
-    copy_notebook,
-    isolated_env,
-    launch_chromium,
-    notebook_errors,
-    require_browser,
-    run_all_cells,
-    screenshot_dir,
-    wait_idle,
-)
+from browser_support import lab_page, notebook_errors, require_browser, run_all_cells, wait_idle
 from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,58 +63,31 @@ def _coloured_pixels(png: bytes) -> int:
 @pytest.mark.e2e
 def test_stop_during_run_all_ends_training_and_the_notebook_carries_on(tmp_path):
     require_browser()
-    from playwright.sync_api import sync_playwright
+    with lab_page(tmp_path, NOTEBOOK, YOLACT_EDU_QUICK="1") as (page, shots):
+        wait_idle(page, timeout=120)
+        run_all_cells(page)
+        # training has logged its first row and is still going
+        started = _poll(page, lambda s: s["rate"] and AT.match(s["rate"]) and 0 < int(AT.match(s["rate"])[1])
+                        < QUICK_ITERATIONS - 10 and s["status"] == "training", "training to start", 240)
+        assert started["running"] > 1, "the cells below the training were not queued (not Run All)"
+        page.locator(".ye-stop button, button.ye-stop").first.click()
+        page.screenshot(path=str(shots / "10_stop_clicked.png"))
 
-    root = tmp_path / "root"
-    root.mkdir()
-    nb = copy_notebook(NOTEBOOK, root)
-    env = isolated_env(tmp_path, YOLACT_EDU_QUICK="1")
-    shots = screenshot_dir(tmp_path)
-    with JupyterLabServer(root, env, tmp_path / "jupyter.log") as server, sync_playwright() as pw:
-        browser = launch_chromium(pw, Path(env["HOME"]))
-        try:
-            page = browser.new_page(viewport={"width": 1440, "height": 1300})
-            page.set_default_timeout(60_000)
-            page.goto(server.url(f"lab/tree/{nb.name}"))
-            page.wait_for_selector(".jp-Notebook .jp-Cell")
-            wait_idle(page, timeout=120)
+        stopped = _poll(page, lambda s: s["status"] and STOPPED.match(s["status"]), "the status to say stopped", 120)
+        iteration, total = map(int, STOPPED.match(stopped["status"]).groups())
+        assert total == QUICK_ITERATIONS and iteration < total, stopped["status"]
 
-            run_all_cells(page)
-            # training has logged its first row and is still going
-            started = _poll(page, lambda s: s["rate"] and AT.match(s["rate"]) and 0 < int(AT.match(s["rate"])[1])
-                            < QUICK_ITERATIONS - 10 and s["status"] == "training", "training to start", 240)
-            assert started["running"] > 1, "the cells below the training were not queued (not Run All)"
-            page.locator(".ye-stop button, button.ye-stop").first.click()
-            page.screenshot(path=str(shots / "10_stop_clicked.png"))
-
-            stopped = _poll(page, lambda s: s["status"] and STOPPED.match(s["status"]), "the status to say stopped",
-                            120)
-            iteration, total = map(int, STOPPED.match(stopped["status"]).groups())
-            assert total == QUICK_ITERATIONS and iteration < total, stopped["status"]
-
-            # the queued cells ran to the end: the awaiting cell printed, the last widget drew
-            done = _poll(page, lambda s: s["idle"] and s["running"] == 0
-                         and page.locator(".ye-score-threshold").count() > 0,
-                         "the cells below to finish", 300)
-            page.screenshot(path=str(shots / "11_after_run_all.png"))
-            assert f"stopped early: True; {iteration} iterations" in done["outputs"]
-            assert notebook_errors(page) == []
-            # bar, speed label, status line and loss plot agree on the iteration
-            assert done["status"] == stopped["status"]                      # no late "stopping..." over it
-            assert AT.match(done["rate"]).groups() == (str(iteration), str(total)), done["rate"]
-            assert float(done["bar"].rstrip("%")) == pytest.approx(100 * iteration / total, abs=0.01), done["bar"]
-            plot = page.locator(".ye-loss-plot").first
-            plot.scroll_into_view_if_needed()
-            assert _coloured_pixels(plot.screenshot(path=str(shots / "12_loss_plot.png"))) > 300, \
-                "the loss plot shows no curves"
-        except BaseException:
-            print(f"--- jupyter lab log (tail) ---\n{server.log_tail()}")
-            if "page" in locals():
-                try:
-                    page.screenshot(path=str(shots / "failure.png"))
-                    print(f"screenshot of the failure: {shots / 'failure.png'}")
-                except Exception as exc:
-                    print(f"no failure screenshot: {exc}")
-            raise
-        finally:
-            browser.close()
+        # the queued cells ran to the end: the awaiting cell printed, the last widget drew
+        done = _poll(page, lambda s: s["idle"] and s["running"] == 0
+                     and page.locator(".ye-score-threshold").count() > 0, "the cells below to finish", 300)
+        page.screenshot(path=str(shots / "11_after_run_all.png"))
+        assert f"stopped early: True; {iteration} iterations" in done["outputs"]
+        assert notebook_errors(page) == []
+        # bar, speed label, status line and loss plot agree on the iteration
+        assert done["status"] == stopped["status"]                      # no late "stopping..." over it
+        assert AT.match(done["rate"]).groups() == (str(iteration), str(total)), done["rate"]
+        assert float(done["bar"].rstrip("%")) == pytest.approx(100 * iteration / total, abs=0.01), done["bar"]
+        plot = page.locator(".ye-loss-plot").first
+        plot.scroll_into_view_if_needed()
+        assert _coloured_pixels(plot.screenshot(path=str(shots / "12_loss_plot.png"))) > 300, \
+            "the loss plot shows no curves"

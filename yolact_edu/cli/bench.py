@@ -5,7 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import add_device_option, device, formatter, non_negative_int, positive_int, shapes_paths
+from .common import (
+    add_device_option,
+    checkpoint_val_set,
+    device,
+    formatter,
+    non_negative_int,
+    positive_int,
+    shapes_paths,
+)
 
 
 def counts(text: str) -> list[int]:
@@ -74,23 +82,13 @@ def run(args) -> int:
 def run_prototypes(args) -> int:
     import shlex
 
-    from ..data import CocoDataset
     from ..files.output_folder import OutputFolder
     from ..lessons import prototype_sweep
-    from ..training.checkpoint import read_checkpoint
 
-    if bool(args.annotations) != bool(args.images):
-        raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
     output = Path(args.output)
     outputs = OutputFolder(output.parent, force=args.force)
     outputs.check([output.name])
-    cfg = read_checkpoint(args.checkpoints[0])["config"]
-    annotations, images = args.annotations, args.images
-    if not annotations:
-        paths = shapes_paths()
-        annotations, images = paths["val_annotations"], paths["val_images"]
-    dataset = CocoDataset(annotations, images, max_size=cfg["max_size"], normalization=cfg["normalization"],
-                          verbose=False)
+    dataset, annotations = checkpoint_val_set(args, args.checkpoints[0])
     given = [(f"--{name.replace('_', '-')}", getattr(args, name))
              for name in ("annotations", "images", "max_images", "image_index", "output")]
     this = ["yolact-edu", "bench", "prototypes", *args.checkpoints,

@@ -149,6 +149,25 @@ def shapes_paths(root: str = SHAPES_ROOT) -> dict:
     return make_shapes(root, progress=True)
 
 
+def checkpoint_val_set(args, checkpoint):
+    """The images to score ``checkpoint`` on: ``args.annotations`` / ``args.images`` (both or
+    neither; neither is the shapes val split), read at the checkpoint's input size and
+    normalisation. Returns (CocoDataset, annotations path)."""
+    from ..data import CocoDataset
+    from ..training.checkpoint import read_checkpoint
+
+    if bool(args.annotations) != bool(args.images):
+        raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
+    cfg = read_checkpoint(checkpoint)["config"]
+    annotations, images = args.annotations, args.images
+    if not annotations:
+        paths = shapes_paths()
+        annotations, images = paths["val_annotations"], paths["val_images"]
+    dataset = CocoDataset(annotations, images, max_size=cfg["max_size"], normalization=cfg["normalization"],
+                          verbose=False)
+    return dataset, annotations
+
+
 # -- errors: one line each ---------------------------------------------------------------------
 def debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
     """Whether ``--debug`` (anywhere on the line) or $YOLACT_EDU_DEBUG asks for tracebacks, and

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import add_device_option, device, formatter, non_negative_int, shapes_paths
+from .common import add_device_option, checkpoint_val_set, device, formatter, non_negative_int
 
 
 def add_parser(sub) -> None:
@@ -71,22 +71,13 @@ def run(args) -> int:
 
 
 def export(args) -> int:
-    from ..data import CocoDataset
     from ..training.checkpoint import read_checkpoint
     from ..training.export import export_small
 
     out = Path(args.out)
     if out.exists() and not args.force:
         raise FileExistsError(f"{out} exists; pass --force to replace it")
-    if bool(args.annotations) != bool(args.images):
-        raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
-    cfg = read_checkpoint(args.checkpoint)["config"]
-    annotations, images = args.annotations, args.images
-    if not annotations:
-        paths = shapes_paths()
-        annotations, images = paths["val_annotations"], paths["val_images"]
-    val = CocoDataset(annotations, images, max_size=cfg["max_size"], normalization=cfg["normalization"],
-                      verbose=False)
+    val, annotations = checkpoint_val_set(args, args.checkpoint)
     run_dir = Path(args.checkpoint).resolve().parent.parent
     written = export_small(args.checkpoint, out, half=not args.full_precision, val_dataset=val,
                            run_dir=run_dir if (run_dir / "log.csv").is_file() else None,
