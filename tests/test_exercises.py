@@ -30,8 +30,8 @@ def test_unanswered_is_not_right_and_says_what_to_do():
 
 
 def test_cost_crossing():
-    curves = {"YOLACT tiny": {"instances": [1, 10, 100], "median_ms": [10.0, 12.0, 20.0]},
-              "Mask R-CNN tiny": {"instances": [1, 10, 100], "median_ms": [12.0, 25.0, 60.0]}}
+    curves = {"YOLACT tiny": {"counts": [1, 10, 100], "median_ms": [10.0, 12.0, 20.0]},
+              "Mask R-CNN tiny": {"counts": [1, 10, 100], "median_ms": [12.0, 25.0, 60.0]}}
     assert ex.first_count_below(curves, "YOLACT tiny", "Mask R-CNN tiny", 0.6) == 10
     assert ex.check_cost_crossing(curves, 10) and not ex.check_cost_crossing(curves, 100)
     assert not ex.check_cost_crossing(curves, None)

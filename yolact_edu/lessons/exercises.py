@@ -41,8 +41,9 @@ def _unanswered(what: str) -> Check:
 # -- notebook 01 ---------------------------------------------------------------------------------
 def first_count_below(curves: Mapping[str, Mapping], fast: str, slow: str, share: float) -> int | None:
     """The smallest forced instance count N at which ``fast``'s median time is at most ``share``
-    of ``slow``'s, on the measured ``curves`` ({name: {"instances", "median_ms"}}); None if never."""
-    counts = list(curves[fast]["instances"])
+    of ``slow``'s, on the measured ``curves`` ({name: {"counts", "median_ms"}}, as
+    ``latency_curve`` returns them); None if never."""
+    counts = list(curves[fast]["counts"])
     for n, a, b in zip(counts, curves[fast]["median_ms"], curves[slow]["median_ms"]):
         if a <= share * b:
             return int(n)
@@ -56,7 +57,7 @@ def check_cost_crossing(curves: Mapping[str, Mapping], answer, *, fast: str = "Y
     truth = first_count_below(curves, fast, slow, share)
     if answer is ...:
         return _unanswered("`answer` (a number of instances, or None)")
-    ratios = {int(n): a / b for n, a, b in zip(curves[fast]["instances"], curves[fast]["median_ms"],
+    ratios = {int(n): a / b for n, a, b in zip(curves[fast]["counts"], curves[fast]["median_ms"],
                                                 curves[slow]["median_ms"])}
     seen = ", ".join(f"N={n}: {r:.2f}" for n, r in ratios.items())
     if answer == truth:
