@@ -140,4 +140,7 @@ def test_sweep_figure_draws_one_column_per_k(sweep_runs, val_set):
     fig = draw_sweep_models(sweep)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[0].startswith("k = 1: mask AP") and titles[1].startswith("k = 4: mask AP")
-    assert titles[2:] == ["its 1 prototype", "its 4 prototypes"]
+    assert titles[2].startswith("its 1 prototype") and titles[3].startswith("its 4 prototypes")
+    sweep["per_k"][4]["proto"][...] = 1
+    sweep["per_k"][4]["proto"][..., :2] = 0                          # two maps that never fire are named
+    assert draw_sweep_models(sweep).axes[3].get_title() == "its 4 prototypes (2 all zero)"

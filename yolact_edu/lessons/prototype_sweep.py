@@ -206,7 +206,9 @@ def draw_sweep_models(sweep: dict, fig=None):
         axes[0, column].set_title(f"k = {k}: mask AP {ap:.2f}", fontsize=10)
         grid_columns = int(np.ceil(np.sqrt(k)))
         axes[1, column].imshow(prototype_grid(parts["proto"].astype(np.float32), columns=grid_columns))
-        axes[1, column].set_title(f"its {k} prototype{'s' if k > 1 else ''}", fontsize=9)
+        dead = int((parts["proto"].reshape(-1, k).max(0) <= 0).sum())     # ReLU maps that never fire
+        axes[1, column].set_title(f"its {k} prototype{'s' if k > 1 else ''}" + (f" ({dead} all zero)" if dead else ""),
+                                  fontsize=9)
         for ax in axes[:, column]:
             ax.axis("off")
     fig.tight_layout()
