@@ -218,8 +218,8 @@ def check_first_disagreement(explorer, answer) -> Check:
     else:
         right = answer is not None and abs(float(answer) - truth) < 1e-6
     if right:
-        return Check(True, f"from IoU {truth} up, Fast NMS suppresses a box that standard NMS keeps: an "
-                           "already-suppressed box still suppresses others" if truth is not None else
+        return Check(True, f"at IoU {truth} the two first keep different boxes: in Fast NMS a box that was "
+                           "itself suppressed still suppresses others" if truth is not None else
                            "they agree at every threshold on this image")
     return Check(False, "start the slider at its lowest value and move it up one step at a time; the line "
                         "above the picture counts the boxes suppressed by Fast NMS only")
