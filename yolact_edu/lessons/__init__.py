@@ -7,12 +7,12 @@ against the notebooks). Notebooks import the library's own names from where they
 NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "01_two_ways_to_segment": ("pretrained", "real_photos", "two_ways.comparison", "two_ways.cost",
                                "two_ways.maskrcnn", "two_ways.resolution", "two_ways.single_shot",
-                               "two_ways.tasks"),
-    "02_prototypes_and_coefficients": ("pretrained", "prototypes", "real_photos"),
-    "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "tables"),
-    "04_train_on_a_coco_subset": ("pretrained", "experiments"),
+                               "two_ways.tasks", "exercises"),
+    "02_prototypes_and_coefficients": ("pretrained", "prototypes", "real_photos", "prototype_sweep", "exercises"),
+    "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "tables", "exercises"),
+    "04_train_on_a_coco_subset": ("pretrained", "experiments", "prototype_sweep", "exercises"),
     "05_real_time_landscape": ("pretrained", "landscape.published", "landscape.measured", "landscape.yolact_plus",
-                               "landscape.mask_families", "landscape.family_demos", "tables"),
+                               "landscape.mask_families", "landscape.family_demos", "tables", "exercises"),
 }
 
 __all__ = ["NOTEBOOKS"]
