@@ -361,6 +361,9 @@ class Trainer:
                     bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k not in BOOKKEEPING}
                                     | {"img/s": f"{row['images_per_second']:.1f}"})
                     self._emit("log", row)
+                    # a log callback may have asked to stop (it may be the monitor's button): honour it at
+                    # this step, whose row is written (every process logs the same steps, so DDP agrees)
+                    stopping = stopping or self._should_stop()
                 bar.update(1)
                 if self.batch_in_epoch >= self.batches_per_epoch:
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
