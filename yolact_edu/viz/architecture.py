@@ -97,7 +97,7 @@ def draw_architecture(shapes: ArchitectureShapes, ax=None, num_detections: int |
 
     if ax is None:
         _, ax = plt.subplots(figsize=(14, 6))
-    ax.set_xlim(-0.01, 1.01)
+    ax.set_xlim(-0.02, 1.03)            # the boxes' rounded padding reaches 0.01 beyond [0, 1]
     ax.set_ylim(-0.01, 1.01)
     ax.axis("off")
     n = "N" if num_detections is None else str(num_detections)
@@ -116,15 +116,15 @@ def draw_architecture(shapes: ArchitectureShapes, ax=None, num_detections: int |
          ["the same head on every level", " + ".join(map(str, anchors)), f"= {sum(anchors)} anchors",
           f"loc  {_fmt(shapes.loc[1:])}", f"conf {_fmt(shapes.conf[1:])}", f"coef {_fmt(shapes.coef[1:])}",
           "decode + Fast NMS", f"-> {n} detections, C [{n},{k}]"], "#d9f0d3")
-    _box(ax, 0.81, 0.28, 0.2, 0.44, "assembly",
+    _box(ax, 0.83, 0.28, 0.17, 0.44, "assembly",
          [r"$M = \sigma(P\,C^\top)$", f"[{height_p},{width_p},{k}] x [{k},{n}]", f"-> [{n},{height_p},{width_p}]",
           "crop to each box", "upsample, > 0.5"], "#f3e0f7")
     _arrow(ax, (0.10, 0.5), (0.13, 0.5))
     _arrow(ax, (0.28, 0.5), (0.31, 0.5))
     _arrow(ax, (0.47, 0.62), (0.55, 0.8), "P3")
     _arrow(ax, (0.47, 0.38), (0.55, 0.23), "all levels")
-    _arrow(ax, (0.76, 0.8), (0.81, 0.62), "P")
-    _arrow(ax, (0.76, 0.23), (0.81, 0.38), "C")
+    _arrow(ax, (0.77, 0.8), (0.82, 0.62), "P")
+    _arrow(ax, (0.77, 0.23), (0.82, 0.38), "C")
     ax.set_title("two parallel tasks: prototypes for the image, coefficients per anchor "
                  f"(shapes from one forward pass, batch 1, {shapes.image[-1]}x{shapes.image[-2]} input)", fontsize=11)
     return ax
