@@ -446,3 +446,18 @@ def test_method_picker_shows_the_chosen_methods_picture():
     assert base64.b64decode(picker._repr_mimebundle_()["image/png"]) == picker.png
     with pytest.raises(ValueError, match="not one of the options"):
         MethodPicker(lambda name: Figure(), ["a"], value="b")
+
+
+def test_monitor_stopped_at_its_first_log_row_still_draws_its_losses(small_set, tmp_path):
+    """Stop during the first logged step: one log row, and the loss plot must still show it
+    (a line through one point draws nothing), on whole-iteration ticks."""
+    trainer = _trainer(small_set, tmp_path / "run", max_iter=200)
+    monitor = TrainingMonitor(trainer, [], redraw_seconds=0)
+    _stop_during_step(trainer, monitor, 2)                   # log_every is 2: the first row
+    monitor.start()
+    summary = monitor.wait()
+    assert summary["iteration"] == 2 and monitor.history["iteration"] == [2.0]
+    ax = monitor.loss_figure.axes[0]
+    assert all(line.get_marker() == "o" for line in ax.get_lines())
+    assert ax.get_xlim() == (1.0, 3.0)
+    assert all(float(tick).is_integer() for tick in ax.get_xticks())

@@ -210,12 +210,17 @@ def plot_loss_curves(log: dict, ax=None, parts=LOSS_PARTS):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
+    iterations = list(log["iteration"])
+    # a run stopped at its first log row has one point per curve: without markers nothing is drawn
+    marker = "o" if len(iterations) < 20 else None
     for part in parts:
         if part in log:
-            ax.plot(log["iteration"], log[part], label=part)
+            ax.plot(iterations, log[part], label=part, marker=marker, markersize=4)
     if "total" in log:
-        ax.plot(log["iteration"], log["total"], label="total", color="black", linewidth=2)
+        ax.plot(iterations, log["total"], label="total", color="black", linewidth=2, marker=marker, markersize=4)
     ax.set_xlabel("iteration")
+    if len(set(iterations)) == 1:       # one point: a range around it, so the ticks are whole iterations
+        ax.set_xlim(iterations[0] - 1, iterations[0] + 1)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))   # no "5.2 iterations" on short runs
     ax.set_ylabel("loss")
     ax.set_yscale("log")
