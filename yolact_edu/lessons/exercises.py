@@ -17,6 +17,8 @@ import torch
 
 from ..ops.anchors import fpn_sizes, num_priors
 from ..ops.assemble import assemble_masks
+from ..ops.boxes import crop
+from ..ops.mask_iou import paired_mask_iou
 from .nms_comparison import compare_nms
 
 
@@ -102,14 +104,19 @@ def explorer_masks(explorer, *, crop: bool) -> tuple[torch.Tensor, torch.Tensor]
             assemble_masks(explorer.proto, own, box, crop_masks=True)[0] > 0.5)
 
 
+def crop_region(box_rel: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[Hp,Wp] bool: the cells the crop keeps for a relative box [4] (its one-cell margin
+    included), by the crop itself (:func:`yolact_edu.ops.boxes.crop`)."""
+    return crop(torch.ones(*size, 1), box_rel[None])[..., 0] > 0
+
+
 def outside_box(mask: torch.Tensor, box_rel: torch.Tensor) -> int:
-    """Cells of ``mask`` [Hp,Wp] outside the relative box (with the crop's one-cell margin)."""
-    height, width = mask.shape
-    inside = torch.zeros_like(mask)
-    x1, y1, x2, y2 = box_rel.tolist()
-    inside[max(0, int(y1 * height) - 1):int(np.ceil(y2 * height)) + 1,
-           max(0, int(x1 * width) - 1):int(np.ceil(x2 * width)) + 1] = True
-    return int((mask & ~inside).sum())
+    """Cells of ``mask`` [Hp,Wp] that the crop to the relative box would remove."""
+    return int((mask & ~crop_region(box_rel, tuple(mask.shape))).sum())
+
+
+def _iou(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(paired_mask_iou(a[None], b[None])[0])
 
 
 def check_isolated(explorer, *, min_iou: float = 0.6, max_outside: float = 0.1) -> Check:
@@ -124,7 +131,7 @@ def check_isolated(explorer, *, min_iou: float = 0.6, max_outside: float = 0.1) 
     mask, reference = explorer_masks(explorer, crop=False)
     box = explorer.detections.boxes_rel[explorer.detection.value]
     area = int(mask.sum())
-    iou = float((mask & reference).sum() / max(1, int((mask | reference).sum())))
+    iou = _iou(mask, reference)
     outside = outside_box(mask, box) / max(1, area)
     off = int((~explorer.enabled).sum())
     if iou >= min_iou and outside <= max_outside:
@@ -154,11 +161,12 @@ def isolate_without_crop(explorer, *, min_iou: float = 0.6, max_outside: float =
             explorer.enabled[i] = False
             trial, _ = explorer_masks(explorer, crop=False)
             explorer.enabled[i] = True
-            iou = float((trial & reference).sum() / max(1, int((trial | reference).sum())))
+            iou = _iou(trial, reference)
             if iou < min_iou:
                 continue
-            if best_outside is None or outside_box(trial, box) < best_outside:
-                best, best_outside = int(i), outside_box(trial, box)
+            outside = outside_box(trial, box)
+            if best_outside is None or outside < best_outside:
+                best, best_outside = int(i), outside
         if best is None:
             break
         explorer.proto_toggles[best].value = False         # the checkbox, so the picture follows
@@ -171,9 +179,8 @@ def most_subtracted(explorer) -> int:
     negative with the network's own coefficients: the one it subtracts most to carve its mask."""
     index = explorer.detection.value
     own = explorer.detections.coefs[index].float()
-    inside = assemble_masks(torch.ones_like(explorer.proto[..., :1]), torch.ones(1, 1),
-                            explorer.detections.boxes_rel[index][None])[0]          # 1 inside the crop
-    return int((own * (explorer.proto.float() * inside[..., None]).sum((0, 1))).argmin())
+    inside = crop_region(explorer.detections.boxes_rel[index], tuple(explorer.proto.shape[:2]))
+    return int((own * explorer.proto.float()[inside].sum(0)).argmin())
 
 
 def check_flip_grows(explorer) -> Check:
@@ -296,7 +303,7 @@ def check_fps(measurement, answer) -> Check:
 
 
 __all__ = ["Check", "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
-           "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted", "check_flip_grows",
-           "first_disagreement",
+           "crop_region", "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted",
+           "check_flip_grows", "first_disagreement",
            "check_first_disagreement", "check_prior_count", "check_crop_off", "smallest_good_k",
            "check_smallest_k", "box_free_families", "check_box_free", "check_fps"]

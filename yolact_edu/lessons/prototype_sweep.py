@@ -30,7 +30,8 @@ import numpy as np
 import torch
 
 from ..ops.assemble import assemble_masks, masks_to_image
-from ..training.checkpoint import load_model, read_checkpoint
+from ..ops.mask_iou import pairwise_mask_iou
+from ..training.checkpoint import model_from_checkpoint, read_checkpoint
 from ..training.evaluation import evaluate
 
 PROTOTYPE_SWEEP = Path(__file__).resolve().parent.parent / "assets" / "prototype_sweep.npz"
@@ -45,11 +46,7 @@ def mean_best_iou(detections, gt_masks: torch.Tensor) -> float:
         return 1.0
     if len(detections) == 0:
         return 0.0
-    pred = detections.masks.flatten(1).float()
-    gt = gt_masks.flatten(1).float()
-    inter = gt @ pred.T
-    union = gt.sum(1, keepdim=True) + pred.sum(1)[None] - inter
-    return float((inter / union.clamp(min=1)).amax(1).mean())
+    return float(pairwise_mask_iou(gt_masks, detections.masks).amax(1).mean())
 
 
 @torch.no_grad()
@@ -88,11 +85,12 @@ def summarize_sweep(checkpoints: Sequence[str | os.PathLike], dataset, *, image_
     models = {}
     iterations = {}
     for path in checkpoints:
-        model = load_model(path).float()
+        checkpoint = read_checkpoint(path)                  # read once: the weights and the iteration
+        model = model_from_checkpoint(checkpoint, str(path)).float().eval()
         k = int(model.cfg.num_protos)
         if k in models:
             raise ValueError(f"{path}: a second checkpoint with k = {k} prototypes")
-        models[k], iterations[k] = model, int(read_checkpoint(path)["iteration"])
+        models[k], iterations[k] = model, int(checkpoint["iteration"])
     if len(models) < 2:
         raise ValueError(f"a sweep needs checkpoints with at least two values of k, got {sorted(models)}")
     reference = models[min(models)].cfg
