@@ -15,14 +15,26 @@ from torch import nn
 from .config import ModelConfig, YolactConfig, get_config, list_configs
 from .config import config_from_dict as family_config_from_dict
 from .model import Yolact
+from .relatives.blendmask import BLENDMASK_CONFIGS, BlendMaskConfig, BlendMaskTiny
+from .relatives.centermask import CENTERMASK_CONFIGS, CenterMaskConfig, CenterMaskTiny
+from .relatives.condinst import CONDINST_CONFIGS, CondInstConfig, CondInstTiny
 from .relatives.maskrcnn import MASKRCNN_CONFIGS, MaskRCNNConfig, MaskRCNNTiny
+from .relatives.solov2 import SOLOV2_CONFIGS, SOLOv2Config, SOLOv2Tiny
 
 # family -> (config class, model class)
 FAMILIES: dict[str, tuple[type[ModelConfig], type[nn.Module]]] = {
     YolactConfig.family: (YolactConfig, Yolact),
     MaskRCNNConfig.family: (MaskRCNNConfig, MaskRCNNTiny),
+    CondInstConfig.family: (CondInstConfig, CondInstTiny),
+    SOLOv2Config.family: (SOLOv2Config, SOLOv2Tiny),
+    BlendMaskConfig.family: (BlendMaskConfig, BlendMaskTiny),
+    CenterMaskConfig.family: (CenterMaskConfig, CenterMaskTiny),
 }
-_RELATIVE_CONFIGS: dict[str, ModelConfig] = dict(MASKRCNN_CONFIGS)
+# family -> its name in prose, tables and plots
+FAMILY_NAMES: dict[str, str] = {"yolact": "YOLACT", "maskrcnn": "Mask R-CNN", "condinst": "CondInst",
+                                "solov2": "SOLOv2", "blendmask": "BlendMask", "centermask": "CenterMask"}
+_RELATIVE_CONFIGS: dict[str, ModelConfig] = {**MASKRCNN_CONFIGS, **CONDINST_CONFIGS, **SOLOV2_CONFIGS,
+                                              **BLENDMASK_CONFIGS, **CENTERMASK_CONFIGS}
 
 
 def list_models() -> list[str]:
@@ -58,4 +70,4 @@ def config_from_dict(values: dict) -> ModelConfig:
     return family_config_from_dict(values, FAMILIES[family][0])
 
 
-__all__ = ["build_model", "get_model_config", "list_models", "config_from_dict", "FAMILIES"]
+__all__ = ["build_model", "get_model_config", "list_models", "config_from_dict", "FAMILIES", "FAMILY_NAMES"]

@@ -100,7 +100,7 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=positive_int, default=15,
                         help="draw at most this many (default: %(default)s)")
     parser.add_argument("--nms", choices=("fast", "cross_class", "standard"),
-                        help="YOLACT's NMS (default: fast); Mask R-CNN runs its own per-class NMS")
+                        help="YOLACT's NMS (default: fast); the other families run their own")
     add_device_option(parser)
     parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
     parser.add_argument("--seed", type=non_negative_int, default=0,
@@ -133,7 +133,7 @@ def inference_model(args):
         detect_kwargs = {"conf_threshold": 0.0} if isinstance(model.cfg, YolactConfig) else {}
     if args.nms is not None:
         if not isinstance(model.cfg, YolactConfig):
-            raise ValueError(f"--nms chooses YOLACT's NMS; {model.cfg.name} runs its own per-class NMS")
+            raise ValueError(f"--nms chooses YOLACT's NMS; {model.cfg.name} runs its own NMS")
         detect_kwargs["nms"] = args.nms
     return model, threshold, detect_kwargs
 

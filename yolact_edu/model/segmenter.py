@@ -88,6 +88,18 @@ class InstanceSegmenter:
         results = self.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
         return results[0] if single else results
 
+    @contextlib.contextmanager
+    def settings(self, **changes):
+        """Run with some config fields changed (``with model.settings(max_detections=5): ...``);
+        the config is restored afterwards, also after an error. Only inference-time fields make
+        sense here: the weights stay those of the original config."""
+        saved = self.cfg
+        self.cfg = saved.replace(**changes)
+        try:
+            yield self
+        finally:
+            self.cfg = saved
+
     @staticmethod
     def autocast_context(autocast: str | None, device: torch.device):
         """A ``torch.autocast`` context for "fp16"/"bf16", or a no-op for None."""

@@ -22,6 +22,10 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import roi_align
 
 from ...ops.assemble import assemble_masks
+from ...relatives.blendmask import blend
+from ...relatives.centermask import spatial_attention
+from ...relatives.condinst import condinst_num_params, dynamic_mask_logits, relative_coordinates, split_dynamic_params
+from ...relatives.solov2 import matrix_nms, solo_center_cells
 
 __all__ = ["yolact_masks", "blendmask_masks", "spatial_attention", "centermask_masks",
            "condinst_num_params", "relative_coordinates", "split_dynamic_params", "condinst_masks",
@@ -51,9 +55,7 @@ def blendmask_masks(bases: torch.Tensor, attentions: torch.Tensor, boxes: torch.
     _, height, width = bases.shape
     crops = roi_align(bases[None], [boxes], resolution, spatial_scale=1.0, sampling_ratio=2,
                       aligned=True)                                                    # [n,K,R,R]
-    weights = F.interpolate(attentions, (resolution, resolution), mode="bilinear",
-                            align_corners=False).softmax(dim=1)                         # [n,K,R,R]
-    roi_masks = torch.sigmoid((crops * weights).sum(dim=1))
+    roi_masks = torch.sigmoid(blend(crops, attentions))     # the trained blendmask_tiny's own blender
     return roi_masks, _paste(roi_masks, boxes, height, width)
 
 
@@ -65,13 +67,6 @@ def _paste(roi_masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int
 
 
 # -- CenterMask: a Mask R-CNN-style per-RoI head with a spatial attention map (SAG-Mask) --------
-def spatial_attention(roi_features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """CenterMask's SAM: roi_features [n,C,P,P] -> sigmoid(conv3x3([mean_c, max_c])) [n,1,P,P]
-    in (0,1). weight [1,2,3,3], bias [1]."""
-    pooled = torch.cat([roi_features.mean(dim=1, keepdim=True), roi_features.amax(dim=1, keepdim=True)], 1)
-    return torch.sigmoid(F.conv2d(pooled, weight, bias, padding=1))
-
-
 def centermask_masks(features: torch.Tensor, boxes: torch.Tensor, sam_weight: torch.Tensor,
                      sam_bias: torch.Tensor, mask_weight: torch.Tensor, mask_bias: torch.Tensor,
                      pooled: int = 14, resolution: int = 28) -> dict[str, torch.Tensor]:
@@ -94,50 +89,15 @@ def centermask_masks(features: torch.Tensor, boxes: torch.Tensor, sam_weight: to
 
 
 # -- CondInst: per-instance dynamic filters on shared mask features + relative coordinates -----
-def condinst_num_params(in_channels: int, hidden: int = 8, num_layers: int = 3) -> int:
-    """Parameters of one instance's dynamic mask head: ``num_layers`` 1x1 convs over
-    ``in_channels`` + 2 coordinate channels, ``hidden`` channels wide, 1 output (169 for
-    CondInst's 8 feature channels)."""
-    sizes = [in_channels + 2] + [hidden] * (num_layers - 1) + [1]
-    return sum(i * o + o for i, o in zip(sizes[:-1], sizes[1:]))
-
-
-def relative_coordinates(locations: torch.Tensor, height: int, width: int, scale: float = 1.0) -> torch.Tensor:
-    """locations [n,2] (x, y) px -> [n,2,H,W]: (location - pixel) / scale, channels (x, y), as
-    CondInst computes them (``scale`` is its size of interest, making the range about [-1, 1])."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=torch.float32) + 0.5,
-                            torch.arange(width, dtype=torch.float32) + 0.5, indexing="ij")
-    pixels = torch.stack([xs, ys])                                                    # [2,H,W]
-    return (locations.float()[:, :, None, None] - pixels[None]) / scale
-
-
-def split_dynamic_params(params: torch.Tensor, in_channels: int, hidden: int = 8, num_layers: int = 3):
-    """params [n,P] -> (weights: list of [n,out,in], biases: list of [n,out]). CondInst's layout:
-    all layers' weights first (row-major [out,in]), then all biases."""
-    sizes = [in_channels + 2] + [hidden] * (num_layers - 1) + [1]
-    if params.shape[1] != condinst_num_params(in_channels, hidden, num_layers):
-        raise ValueError(f"expected {condinst_num_params(in_channels, hidden, num_layers)} params per "
-                         f"instance, got {params.shape[1]}")
-    counts = [i * o for i, o in zip(sizes[:-1], sizes[1:])] + sizes[1:]
-    chunks = list(torch.split(params, counts, dim=1))
-    weights = [w.reshape(-1, o, i) for w, i, o in zip(chunks[:num_layers], sizes[:-1], sizes[1:])]
-    return weights, chunks[num_layers:]
-
-
 def condinst_masks(mask_features: torch.Tensor, locations: torch.Tensor, params: torch.Tensor,
                    hidden: int = 8, num_layers: int = 3, coord_scale: float = 1.0) -> torch.Tensor:
     """mask_features [C,H,W] (shared), locations [n,2] (x, y) px (where each instance was
     detected), params [n, :func:`condinst_num_params`] (its generated filters) -> masks [n,H,W]
     in [0,1]. No box and no crop: locality comes from the relative coordinates."""
-    channels, height, width = mask_features.shape
+    _, height, width = mask_features.shape
     coords = relative_coordinates(locations, height, width, coord_scale)
-    x = torch.cat([coords, mask_features[None].expand(len(locations), -1, -1, -1)], dim=1)
-    weights, biases = split_dynamic_params(params, channels, hidden, num_layers)
-    for layer, (weight, bias) in enumerate(zip(weights, biases)):
-        x = torch.einsum("noc,nchw->nohw", weight, x) + bias[:, :, None, None]
-        if layer < num_layers - 1:
-            x = F.relu(x)
-    return torch.sigmoid(x[:, 0])
+    features = mask_features[None].expand(len(locations), -1, -1, -1)
+    return torch.sigmoid(dynamic_mask_logits(features, coords, params, hidden, num_layers))
 
 
 def condinst_handset_params(in_channels: int, radius, shape: str = "diamond", foreground_channel: int | None = None,
@@ -184,26 +144,6 @@ def solo_grid_cell(centers: torch.Tensor, height: int, width: int, grid: int) ->
     return row * grid + col
 
 
-def solo_center_cells(mask: torch.Tensor, grid: int, epsilon: float = 0.2) -> torch.Tensor:
-    """The positive cells of one object [H,W] {0,1}: the cells overlapping its "centre region"
-    (centre of mass +- epsilon x half its box), at most one cell away from the centre's cell,
-    as SOLO assigns them. Returns sorted int64 cell indices (1 to 9 of them)."""
-    height, width = mask.shape
-    ys, xs = torch.nonzero(mask > 0, as_tuple=True)
-    if len(ys) == 0:
-        return torch.zeros(0, dtype=torch.long)
-    cy, cx = ys.float().mean() + 0.5, xs.float().mean() + 0.5
-    half_h = 0.5 * (ys.max() - ys.min() + 1).float() * epsilon
-    half_w = 0.5 * (xs.max() - xs.min() + 1).float() * epsilon
-
-    def cell(value, size):
-        return int((value / size * grid).floor().clamp(0, grid - 1))
-    row, col = cell(cy, height), cell(cx, width)
-    top, down = max(cell(cy - half_h, height), row - 1), min(cell(cy + half_h, height), row + 1)
-    left, right = max(cell(cx - half_w, width), col - 1), min(cell(cx + half_w, width), col + 1)
-    return torch.tensor([r * grid + c for r in range(top, down + 1) for c in range(left, right + 1)])
-
-
 def solov1_masks(mask_logits: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
     """SOLO: mask_logits [S*S,H,W] (one channel per grid cell, all computed every image),
     cells [n] -> masks [n,H,W] in [0,1]: an instance's mask is its cell's channel."""
@@ -234,31 +174,6 @@ def solov2_handset_kernel(center: tuple[float, float], radius: float, sharpness:
     cx, cy = center
     s, b = sharpness, background
     return torch.tensor([-b, s * (radius ** 2 - cx ** 2 - cy ** 2) + b, 2 * s * cx, 2 * s * cy, -s])
-
-
-def matrix_nms(masks: torch.Tensor, labels: torch.Tensor, scores: torch.Tensor, kernel: str = "gaussian",
-               sigma: float = 2.0) -> torch.Tensor:
-    """SOLOv2's Matrix NMS: masks [n,H,W] {0,1}, labels [n], scores [n] sorted descending ->
-    decayed scores [n]. Each mask's score is multiplied by min over higher-scored masks j of the
-    same class of f(IoU_ij) / f(max IoU of j to masks above it) -- one matrix operation, no loop;
-    f(x) = exp(-sigma x^2) ("gaussian") or 1 - x ("linear")."""
-    n = len(scores)
-    if n == 0:
-        return scores
-    flat = masks.reshape(n, -1).float()
-    inter = flat @ flat.t()
-    areas = flat.sum(dim=1).expand(n, n)
-    iou = (inter / (areas + areas.t() - inter).clamp(min=1e-6)).triu(diagonal=1)   # [i,j]: i above j
-    same_class = (labels[:, None] == labels[None, :]).float().triu(diagonal=1)
-    decay_iou = iou * same_class
-    compensate_iou = decay_iou.max(dim=0).values.expand(n, n).t()                  # row i: i's own max
-    if kernel == "gaussian":
-        decay = torch.exp(-sigma * decay_iou ** 2) / torch.exp(-sigma * compensate_iou ** 2)
-    elif kernel == "linear":
-        decay = (1 - decay_iou) / (1 - compensate_iou).clamp(min=1e-6)
-    else:
-        raise ValueError(f"kernel must be 'gaussian' or 'linear', got {kernel!r}")
-    return scores * decay.min(dim=0).values
 
 
 # -- side by side --------------------------------------------------------------------------------

@@ -1,0 +1,124 @@
+"""``blendmask_tiny``: BlendMask (Chen et al., 2020) -- a few image-wide bases, blended inside each
+box by attention maps the detector predicts per instance.
+
+Between YOLACT (k prototypes, one coefficient each per instance) and Mask R-CNN (a whole mask
+per RoI): BlendMask's instance gets not K numbers but K small maps, so every pixel of its RoI
+picks its own mix of the bases.
+
+Assembly for n instances of one image (K = ``num_bases``, M = ``attention_size``, R =
+``blend_resolution``)::
+
+    bases      [K,S/4,S/4]    bottom module on P3..P5 (shared by the image's instances)
+    attention  [n,K,M,M]      FCOS's box tower at each instance's location (K*M*M channels)
+    crops = RoIAlign(bases, box_i)                        [n,K,R,R]
+    weights = softmax over K of upsample(attention, R)     [n,K,R,R]
+    mask logits = sum over K of crops * weights            [n,R,R] -> sigmoid -> pasted into box_i
+
+Loss: FCOS's three parts plus the per-pixel BCE of the blended masks against the ground truth
+inside the ground-truth box, for at most ``mask_train_instances`` positive locations per image.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import roi_align
+
+from ..detections import Detections
+from ..postprocess import per_image_sizes
+from .fcos import FCOSConfig, FCOSSegmenter
+from .instance_masks import detections_from_roi_masks, roi_mask_targets
+from .mask_branch import MaskBranch
+
+
+def blend(crops: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """BlendMask's blender: crops [n,K,R,R] (RoIAligned bases), attention [n,K,M,M] logits ->
+    mask logits [n,R,R]: per pixel, the softmax-over-K-weighted sum of the base crops (eq. 2-4)."""
+    resolution = crops.shape[-2:]
+    weights = F.interpolate(attention, resolution, mode="bilinear", align_corners=False).softmax(dim=1)
+    return (crops * weights).sum(dim=1)
+
+
+@dataclass(frozen=True)
+class BlendMaskConfig(FCOSConfig):
+    family: ClassVar[str] = "blendmask"
+
+    num_bases: int = 4                 # K (BlendMask's default for real-time models)
+    attention_size: int = 7            # M: BlendMask uses 14 with R = 56 at 800 px
+    blend_resolution: int = 28         # R
+    basis_channels: int = 64
+    mask_loss_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self._require_integers(("num_bases", 1), ("attention_size", 1), ("blend_resolution", 1),
+                               ("basis_channels", 1))
+
+
+class BlendMaskTiny(FCOSSegmenter):
+    """forward(x [B,3,S,S]) -> raw dict: FCOS's outputs, "attention" [B,L,K*M*M] and
+    "bases" [B,K,S/4,S/4]."""
+
+    def __init__(self, cfg: BlendMaskConfig | str = "blendmask_tiny"):
+        cfg = BLENDMASK_CONFIGS[cfg] if isinstance(cfg, str) else cfg
+        super().__init__(cfg, extra={"attention": cfg.num_bases * cfg.attention_size ** 2})
+        self.bottom = MaskBranch(cfg.fpn_features, cfg.basis_channels, cfg.num_bases, levels=len(cfg.strides),
+                                 upsample=True)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        pyramid = self.pyramid(x)
+        return {**self.fcos(pyramid), "bases": self.bottom(pyramid)}
+
+    def instance_mask_logits(self, raw: dict, image: torch.Tensor, location: torch.Tensor,
+                             boxes: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Assembly for instances at ``location`` [n] of images ``image`` [n] in ``boxes`` [n,4]
+        (input px): "crops" [n,K,R,R], "attention" [n,K,M,M], "logits" [n,R,R]."""
+        cfg = self.cfg
+        bases = raw["bases"]
+        rois = torch.cat([image[:, None].to(boxes.dtype), boxes], 1)
+        crops = roi_align(bases, rois, cfg.blend_resolution, spatial_scale=bases.shape[-1] / cfg.max_size,
+                          sampling_ratio=2, aligned=True)
+        attention = raw["attention"][image, location].reshape(-1, cfg.num_bases, cfg.attention_size,
+                                                              cfg.attention_size)
+        return {"crops": crops, "attention": attention, "logits": blend(crops, attention)}
+
+    def criterion(self):
+        """``(raw, targets) -> dict``: class, box, centerness (FCOS) and mask (BCE in the box)."""
+        def loss(raw: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
+            parts, assignment = self.fcos_loss(raw, targets)
+            chosen = assignment.sample(self.cfg.mask_train_instances)
+            if len(chosen.image) == 0:
+                parts["mask"] = raw["attention"].sum() * 0 + raw["bases"].sum() * 0
+                return parts
+            logits = self.instance_mask_logits(raw, chosen.image, chosen.location, chosen.boxes)["logits"]
+            truth = torch.stack([targets[int(b)]["masks"][int(t)] for b, t in zip(chosen.image, chosen.target)])
+            truth = roi_mask_targets(truth, chosen.boxes, self.cfg.blend_resolution)
+            parts["mask"] = self.cfg.mask_loss_weight * F.binary_cross_entropy_with_logits(logits, truth)
+            return parts
+        return loss
+
+    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
+               mask_threshold: float = 0.5) -> list[Detections]:
+        """Raw outputs -> one :class:`Detections` per image (FCOS boxes, blended masks pasted)."""
+        image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
+        results = []
+        for b, size in enumerate(image_sizes):
+            found = {k: v[:top_k] for k, v in self.fcos_detect(raw, b, score_threshold).items()}
+            logits = self.instance_mask_logits(raw, torch.full_like(found["location"], b), found["location"],
+                                               found["boxes"])["logits"]
+            results.append(detections_from_roi_masks(found["boxes"], found["scores"], found["labels"],
+                                                     torch.sigmoid(logits), self.cfg.max_size, size,
+                                                     self.cfg.class_names, mask_threshold))
+        return results
+
+
+BLENDMASK_CONFIGS: dict[str, BlendMaskConfig] = {
+    "blendmask_tiny": BlendMaskConfig(
+        name="blendmask_tiny", max_size=256, optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4,
+        lr_warmup_until=200, lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=4000,
+        augmentation="light"),
+}
+
+__all__ = ["BlendMaskConfig", "BlendMaskTiny", "BLENDMASK_CONFIGS", "blend"]
