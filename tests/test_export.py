@@ -19,6 +19,7 @@ from yolact_edu.training.export import CHECK_IMAGES, export_small, shipped_metad
 from yolact_edu.training.trainer import Trainer
 
 SIZE = 128
+FAMILY_MODELS = ("yolact_tiny", "maskrcnn_tiny", "condinst_tiny", "solov2_tiny", "blendmask_tiny", "centermask_tiny")
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +37,7 @@ def dataset(shapes, split="val", **kwargs):
 def runs(shapes, tmp_path_factory):
     """A few training steps of each family: real training checkpoints (fp32, optimiser state)."""
     out = {}
-    for name in ("yolact_tiny", "maskrcnn_tiny"):
+    for name in FAMILY_MODELS:
         torch.manual_seed(0)
         model = ye.build_model(ye.get_model_config(name).with_classes(SHAPE_CLASSES).replace(max_size=SIZE))
         run_dir = tmp_path_factory.mktemp(name)
@@ -46,7 +47,7 @@ def runs(shapes, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("name", ["yolact_tiny", "maskrcnn_tiny"])
+@pytest.mark.parametrize("name", FAMILY_MODELS)
 def test_export_strips_halves_and_records_the_exported_weights_figures(runs, shapes, tmp_path, name):
     run_dir, checkpoint = runs[name]
     out = export_small(checkpoint, tmp_path / "small.pth", val_dataset=dataset(shapes), run_dir=run_dir,
@@ -91,7 +92,8 @@ def test_export_from_the_command_line_refuses_to_overwrite(runs, shapes, tmp_pat
 # -- bench compare ------------------------------------------------------------------------------------
 def test_bench_compare_scores_and_times_both_on_the_same_images(runs, shapes, tmp_path, capsys):
     out = tmp_path / "bench" / "compare.json"
-    assert main(["bench", "compare", "--yolact", runs["yolact_tiny"][1], "--maskrcnn", runs["maskrcnn_tiny"][1],
+    assert main(["bench", "compare", "--models", "yolact_tiny,maskrcnn_tiny", "--yolact", runs["yolact_tiny"][1],
+                 "--maskrcnn", runs["maskrcnn_tiny"][1],
                  "--annotations", str(shapes["val_annotations"]), "--images", str(shapes["val_images"]),
                  "--counts", "1,5", "--repeats", "1", "--warmup", "0", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
@@ -103,6 +105,30 @@ def test_bench_compare_scores_and_times_both_on_the_same_images(runs, shapes, tm
     for curve in result["latency"].values():
         assert curve["counts"] == [1, 5] and all(ms > 0 for ms in curve["median_ms"])
     assert result["environment"]["machine"].startswith("CPU")
+
+
+def test_bench_compare_puts_all_six_families_in_one_table_and_one_plot(runs, shapes, tmp_path, capsys):
+    out, plot = tmp_path / "bench" / "compare.json", tmp_path / "bench" / "compare.png"
+    weights = [arg for name in FAMILY_MODELS for arg in ("--weights", f"{name}={runs[name][1]}")]
+    assert main(["bench", "compare", *weights, "--annotations", str(shapes["val_annotations"]),
+                 "--images", str(shapes["val_images"]), "--counts", "1,4", "--repeats", "1", "--warmup", "0",
+                 "--output", str(out), "--plot", str(plot)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert list(result["accuracy"]) == ["YOLACT", "Mask R-CNN", "CondInst", "SOLOv2", "BlendMask", "CenterMask"]
+    assert "ms / instance" in printed and all(name in printed for name in result["accuracy"])
+    for name, curve in result["latency"].items():
+        assert curve["counts"] == [1, 4] and all(ms > 0 for ms in curve["median_ms"]), name
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # a checkpoint of another family under a model's name is refused, naming both
+    assert main(["bench", "compare", "--models", "yolact_tiny,condinst_tiny", "--weights",
+                 f"condinst_tiny={runs['solov2_tiny'][1]}", "--yolact", runs["yolact_tiny"][1],
+                 "--output", str(tmp_path / "other.json")]) == 1
+    assert "holds a solov2 model" in capsys.readouterr().err
+    assert main(["bench", "compare", "--models", "yolact_tiny",
+                 "--weights", f"blendmask_tiny={runs['blendmask_tiny'][1]}",
+                 "--output", str(tmp_path / "other.json")]) == 1
+    assert "--models leaves out" in capsys.readouterr().err
 
 
 def test_latency_curve_forces_the_number_of_instances(runs):
@@ -133,14 +159,14 @@ def test_the_test_session_never_sees_the_users_torch_cache():
 def test_bench_compare_refuses_models_with_different_inputs(runs, tmp_path, capsys):
     other = ye.build_model(ye.get_model_config("maskrcnn_tiny").with_classes(SHAPE_CLASSES).replace(max_size=160))
     path = save_checkpoint(tmp_path / "other.pth", other)
-    assert main(["bench", "compare", "--yolact", runs["yolact_tiny"][1], "--maskrcnn", str(path),
-                 "--output", str(tmp_path / "compare.json")]) == 1
+    assert main(["bench", "compare", "--models", "yolact_tiny,maskrcnn_tiny", "--yolact", runs["yolact_tiny"][1],
+                 "--maskrcnn", str(path), "--output", str(tmp_path / "compare.json")]) == 1
     assert "different inputs" in capsys.readouterr().err and not (tmp_path / "compare.json").exists()
 
 
 def test_bench_compare_never_replaces_a_file_of_the_users(runs, tmp_path, capsys):
     mine = tmp_path / "compare.json"
     mine.write_text("the user's notes")
-    assert main(["bench", "compare", "--yolact", runs["yolact_tiny"][1], "--maskrcnn", runs["maskrcnn_tiny"][1],
-                 "--output", str(mine)]) == 1
+    assert main(["bench", "compare", "--models", "yolact_tiny,maskrcnn_tiny", "--yolact", runs["yolact_tiny"][1],
+                 "--maskrcnn", runs["maskrcnn_tiny"][1], "--output", str(mine)]) == 1
     assert "--force" in capsys.readouterr().err and mine.read_text() == "the user's notes"

@@ -1,4 +1,4 @@
-"""``yolact-edu bench compare``: YOLACT against Mask R-CNN on the same data and machine;
+"""``yolact-edu bench compare``: YOLACT, Mask R-CNN and YOLACT's relatives on the same data and machine;
 ``yolact-edu bench prototypes``: models trained with different numbers of prototypes, side by side."""
 from __future__ import annotations
 
@@ -24,23 +24,49 @@ def counts(text: str) -> list[int]:
     return values
 
 
+def model_list(text: str) -> list[str]:
+    """"yolact_tiny,condinst_tiny" -> the names, each one of the shipped models."""
+    from ..lessons.pretrained import SHIPPED_WEIGHTS
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [name for name in names if name not in SHIPPED_WEIGHTS]
+    if unknown or not names:
+        raise ValueError(f"--models: {', '.join(unknown) or repr(text)} is not a model to compare; "
+                         f"choose from {', '.join(SHIPPED_WEIGHTS)}")
+    return names
+
+
+def model_weights(text: str) -> tuple[str, str]:
+    """"condinst_tiny=run/c.pth" -> (name, path)."""
+    name, sep, path = text.partition("=")
+    if not sep or not name.strip() or not path.strip():
+        raise ValueError(f"--weights takes MODEL=CHECKPOINT, got {text!r}")
+    return name.strip(), path.strip()
+
+
 def add_parser(sub) -> None:
     bench = sub.add_parser("bench", help="measurements: YOLACT vs Mask R-CNN; the number of prototypes k",
                            formatter_class=formatter)
     kinds = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     compare = kinds.add_parser(
         "compare", formatter_class=formatter,
-        help="both trained models on the same val images: AP, AP75, AP90 and latency against instances",
-        description="Score the shipped (or given) yolact_tiny and maskrcnn_tiny on the same COCO-format images, "
-                    "then time end-to-end predict at batch 1 with the output forced to N detections, both in "
+        help="the trained families on the same val images: AP, AP75, AP90 and latency against instances",
+        description="Score the shipped (or given) models of the six families (yolact_tiny, maskrcnn_tiny, "
+                    "condinst_tiny, solov2_tiny, blendmask_tiny, centermask_tiny) on the same COCO-format images, "
+                    "then time end-to-end predict at batch 1 with the output forced to N detections, all in "
                     "one process (medians after warm-up); optionally yolact_resnet50 against torchvision's "
-                    "Mask R-CNN R50-FPN at the paper's scale. Prints tables and writes JSON.",
+                    "Mask R-CNN R50-FPN at the paper's scale. Prints tables and writes JSON (and a plot with --plot).",
         epilog="examples:\n"
                "  yolact-edu bench compare                                   # shipped models, shapes val\n"
                "  yolact-edu bench compare --paper-scale --output outputs/bench/compare.json\n"
-               "  yolact-edu bench compare --yolact run/yolact.pth --maskrcnn run/maskrcnn.pth --max-images 50")
-    compare.add_argument("--yolact", help="YOLACT checkpoint (default: the shipped yolact_tiny_shapes.pth)")
-    compare.add_argument("--maskrcnn", help="Mask R-CNN checkpoint (default: the shipped maskrcnn_tiny_shapes.pth)")
+               "  yolact-edu bench compare --models yolact_tiny,condinst_tiny --weights condinst_tiny=run/c.pth\n"
+               "  yolact-edu bench compare --models yolact_tiny,maskrcnn_tiny --yolact run/yolact.pth "
+               "--maskrcnn run/maskrcnn.pth --max-images 50")
+    compare.add_argument("--models", type=model_list, default=None,
+                         help="comma-separated models to compare (default: all six shipped ones)")
+    compare.add_argument("--weights", type=model_weights, action="append", default=[], metavar="MODEL=CHECKPOINT",
+                         help="a checkpoint for one of the models instead of its shipped file (repeatable)")
+    compare.add_argument("--yolact", help="YOLACT checkpoint (same as --weights yolact_tiny=...)")
+    compare.add_argument("--maskrcnn", help="Mask R-CNN checkpoint (same as --weights maskrcnn_tiny=...)")
     compare.add_argument("--annotations", help="COCO instances JSON (default: the shapes val split)")
     compare.add_argument("--images", help="image folder (default: the shapes val images)")
     compare.add_argument("--max-images", type=positive_int, help="score only the first N images")
@@ -52,6 +78,7 @@ def add_parser(sub) -> None:
                          help="also yolact_resnet50 vs Mask R-CNN R50-FPN, 100 detections, stage by stage")
     add_device_option(compare)
     compare.add_argument("--output", default="outputs/bench/compare.json", help="JSON file (default: %(default)s)")
+    compare.add_argument("--plot", help="also draw the table's figures and the latency curves into this PNG")
     compare.add_argument("--force", action="store_true", help="replace an --output file yolact-edu did not write")
     sweep = kinds.add_parser(
         "prototypes", formatter_class=formatter,
@@ -107,10 +134,11 @@ def run_prototypes(args) -> int:
 
 
 def run_compare(args) -> int:
+    from ..build import FAMILY_NAMES, get_model_config
     from ..data import CocoDataset
     from ..data.images import read_image
     from ..files.output_folder import OutputFolder
-    from ..lessons.pretrained import MASKRCNN_SHAPES_WEIGHTS, TINY_SHAPES_WEIGHTS
+    from ..lessons.pretrained import SHIPPED_WEIGHTS
     from ..lessons.two_ways import comparison
     from ..training.checkpoint import load_model
 
@@ -118,11 +146,33 @@ def run_compare(args) -> int:
         raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
     output = Path(args.output)
     outputs = OutputFolder(output.parent, force=args.force)
+    plot = Path(args.plot) if args.plot else None
+    plots = OutputFolder(plot.parent, force=args.force) if plot else None
     outputs.check([output.name])                       # before minutes of work, not after
+    if plots:
+        plots.check([plot.name])
+    names = args.models or list(SHIPPED_WEIGHTS)
+    given = dict(args.weights)
+    for name, path in (("yolact_tiny", args.yolact), ("maskrcnn_tiny", args.maskrcnn)):
+        if path:
+            given[name] = path
+    stray = sorted(set(given) - set(names))
+    if stray:
+        raise ValueError(f"weights given for {', '.join(stray)}, which --models leaves out ({', '.join(names)})")
+    for name in names:
+        if name not in given and not SHIPPED_WEIGHTS[name].is_file():
+            raise FileNotFoundError(f"{SHIPPED_WEIGHTS[name]}: no shipped {name} in this installation; give "
+                                    f"--weights {name}=CHECKPOINT or leave it out of --models")
     chosen = device(args.device)
-    weights = {"YOLACT": str(args.yolact or TINY_SHAPES_WEIGHTS),
-               "Mask R-CNN": str(args.maskrcnn or MASKRCNN_SHAPES_WEIGHTS)}
-    models = {name: load_model(path, device=chosen).float() for name, path in weights.items()}
+    labels = {name: FAMILY_NAMES[get_model_config(name).family] for name in names}
+    weights = {labels[name]: str(given.get(name, SHIPPED_WEIGHTS[name])) for name in names}
+    models = {}
+    for name in names:
+        model = load_model(weights[labels[name]], device=chosen).float()
+        if model.cfg.family != get_model_config(name).family:
+            raise ValueError(f"{weights[labels[name]]} holds a {model.cfg.family} model ({model.cfg.name}), "
+                             f"not {name}")
+        models[labels[name]] = model
     sizes = {(m.cfg.max_size, m.cfg.normalization) for m in models.values()}
     if len(sizes) > 1:
         raise ValueError(f"the two models take different inputs ({sorted(sizes)}); a matched comparison "
@@ -139,6 +189,7 @@ def run_compare(args) -> int:
     result["weights"] = weights
     print(f"{result['environment']['machine']}, torch {result['environment']['torch']}")
     print(f"\naccuracy on {annotations}:\n{comparison.accuracy_table(result)}")
+    print(f"\nin one table (ms per instance: the slope of the latency curve):\n{comparison.summary_table(result)}")
     print(f"\nlatency at batch 1, {image.shape[1]}x{image.shape[0]} image, median of {args.repeats} after "
           f"{args.warmup} warm-up:\n{comparison.latency_table(result)}")
     if args.paper_scale:
@@ -149,7 +200,14 @@ def run_compare(args) -> int:
               f"{comparison.paper_scale_table(result['paper_scale'])}\n"
               f"YOLACT / Mask R-CNN time: {scale['ratio']:.2f}")
     print(f"\nwrote {outputs.write_text(output.name, json.dumps(result, indent=1))}")
+    if plots:
+        import matplotlib
+        matplotlib.use("Agg")
+        import io
+        buffer = io.BytesIO()
+        comparison.plot_comparison(result).savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+        print(f"wrote {plots.write_bytes(plot.name, buffer.getvalue())}")
     return 0
 
 
-__all__ = ["add_parser", "run", "run_compare", "run_prototypes", "counts"]
+__all__ = ["add_parser", "run", "run_compare", "run_prototypes", "counts", "model_list", "model_weights"]

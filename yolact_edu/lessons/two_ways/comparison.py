@@ -1,6 +1,6 @@
-"""The matched comparison (notebook 01 §6, ``yolact-edu bench compare``): YOLACT and Mask R-CNN,
-both trained on the same data, scored on the same images and timed on the same machine in one
-process.
+"""The matched comparison (notebook 01 §6, notebook 05 §6, ``yolact-edu bench compare``): YOLACT,
+Mask R-CNN and YOLACT's relatives, all trained on the same data, scored on the same images and
+timed on the same machine in one process.
 
 Accuracy comes from :func:`~yolact_edu.training.evaluation.evaluate` (pycocotools): box AP,
 mask AP, mask AP75 and mask AP90, the boundary-sensitive figure (at IoU 0.9 a mask must
@@ -137,6 +137,70 @@ def latency_table(result: dict) -> str:
     return format_table(rows, header, decimals=2)
 
 
+def per_instance_ms(curve: dict) -> float | None:
+    """The slope of a latency curve: extra ms per extra detection, from its first to its last
+    point (None with fewer than two distinct counts)."""
+    counts, times = curve["instances"], curve["median_ms"]
+    if len(counts) < 2 or counts[-1] == counts[0]:
+        return None
+    return (times[-1] - times[0]) / (counts[-1] - counts[0])
+
+
+def summary_rows(result: dict, decimals: int | None = None) -> list[dict]:
+    """One row per model: parameters, the accuracy figures, and the latency at the fewest and the
+    most instances timed with the slope between them (ms per extra instance). Values as numbers,
+    or with ``decimals`` every float as a string with that many decimals (for display)."""
+    rows = []
+    for name, row in result["accuracy"].items():
+        curve = result["latency"][name]
+        rows.append({"model": name, "params (M)": row["params"] / 1e6,
+                     **{key: row[key] for key, _, _ in ACCURACY_COLUMNS},
+                     f"ms @ N={curve['counts'][0]}": curve["median_ms"][0],
+                     f"ms @ N={curve['counts'][-1]}": curve["median_ms"][-1],
+                     "ms / instance": per_instance_ms(curve)})
+    if decimals is not None:
+        rows = [{key: f"{value:.{decimals}f}" if isinstance(value, float) else value for key, value in row.items()}
+                for row in rows]
+    return rows
+
+
+def summary_table(result: dict) -> str:
+    """:func:`summary_rows` as fixed-width text, 3 decimals."""
+    rows = summary_rows(result)
+    return format_table([list(row.values()) for row in rows], list(rows[0]), decimals=3)
+
+
+def plot_comparison(result: dict, figsize=(13, 4.2)):
+    """The comparison in one figure: box AP, mask AP and mask AP90 per model (bars), and end-to-end
+    latency against the number of instances N (lines). Returns the Figure."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (bars, lines) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1.25, 1]})
+    names = list(result["accuracy"])
+    shown = (("box_AP", "box AP"), ("mask_AP", "mask AP"), ("mask_AP90", "mask AP90 (boundary)"))
+    x = np.arange(len(names))
+    width = 0.8 / len(shown)
+    for i, (key, label) in enumerate(shown):
+        values = [result["accuracy"][name][key] for name in names]
+        drawn = bars.bar(x + (i - (len(shown) - 1) / 2) * width, values, width, label=label)
+        bars.bar_label(drawn, fmt="%.2f", fontsize=7, padding=1)
+    bars.set_xticks(x, names, fontsize=9)
+    bars.set_ylabel("COCO AP on the val images")
+    bars.set_ylim(0, 1)
+    bars.legend(fontsize=8, loc="upper right")
+    bars.set_title(f"accuracy, {next(iter(result['accuracy'].values()))['images']} images", fontsize=10)
+    for name, curve in result["latency"].items():
+        lines.plot(curve["instances"], curve["median_ms"], marker="o", label=name)
+    lines.set_xlabel("detections N (forced)")
+    lines.set_ylabel("ms per image, batch 1 (median)")
+    lines.set_title(f"end-to-end predict, {result['environment']['machine']}", fontsize=10)
+    lines.grid(True, alpha=0.3)
+    lines.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def paper_scale_table(result: dict) -> str:
     rows = [[f"YOLACT {stage}", ms] for stage, ms in result["yolact"]["stages_ms"].items()]
     rows.append(["YOLACT total", result["yolact"]["total_ms"]])
@@ -146,4 +210,5 @@ def paper_scale_table(result: dict) -> str:
 
 
 __all__ = ["ACCURACY_COLUMNS", "parameter_count", "accuracy", "latency_curve", "environment",
-           "matched_comparison", "paper_scale", "accuracy_table", "latency_table", "paper_scale_table"]
+           "matched_comparison", "paper_scale", "accuracy_table", "latency_table", "paper_scale_table",
+           "per_instance_ms", "summary_rows", "summary_table", "plot_comparison"]

@@ -170,9 +170,10 @@ def assembly_macs(proto_shape) -> int:
 
 @torch.no_grad()
 def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: int = 1) -> dict:
-    """Whole-image inference time of a Mask R-CNN or a :class:`~yolact_edu.Yolact` on one HxWx3
-    uint8 image, with the output fixed at ``instances`` detections (score thresholds 0), so
-    both pay for the same number of masks whatever their weights.
+    """Whole-image inference time of a Mask R-CNN, a :class:`~yolact_edu.Yolact` or one of the
+    relatives (``forced_output_count``) on one HxWx3 uint8 image, with the output fixed at
+    ``instances`` detections (score thresholds 0), so all pay for the same number of masks
+    whatever their weights.
 
     Returns :func:`time_call`'s dict plus "instances" (detections actually returned) and
     "input" (the network input shape, e.g. [1,3,800,1088] or [1,3,550,550]).
@@ -182,6 +183,11 @@ def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: 
     outputs = []
     if hasattr(model, "roi_heads") and hasattr(model, "predict"):      # maskrcnn_tiny: image in, Detections out
         with fixed_output_count(model, instances):
+            timing = time_call(lambda: outputs.append(model.predict(image)), repeats, warmup, device)
+        found = len(outputs[-1])
+        shape = list(model.preprocess(image).shape)
+    elif hasattr(model, "forced_output_count"):                          # the relatives
+        with model.forced_output_count(instances):
             timing = time_call(lambda: outputs.append(model.predict(image)), repeats, warmup, device)
         found = len(outputs[-1])
         shape = list(model.preprocess(image).shape)
