@@ -26,10 +26,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.ops import roi_align
 
-from ..detections import Detections
-from ..postprocess import per_image_sizes
-from .fcos import FCOSConfig, FCOSSegmenter
-from .instance_masks import detections_from_roi_masks, roi_mask_targets
+from .fcos import TINY_RECIPE, FCOSConfig, FCOSSegmenter
+from .instance_masks import roi_mask_targets
 from .mask_branch import MaskBranch
 
 
@@ -84,6 +82,12 @@ class BlendMaskTiny(FCOSSegmenter):
                                                               cfg.attention_size)
         return {"crops": crops, "attention": attention, "logits": blend(crops, attention)}
 
+    def instance_mask_probs(self, raw: dict, image: int, found: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The blended masks of one image's detections, [n,R,R] inside their boxes."""
+        location = found["location"]
+        return torch.sigmoid(self.instance_mask_logits(raw, torch.full_like(location, image), location,
+                                                       found["boxes"])["logits"])
+
     def criterion(self):
         """``(raw, targets) -> dict``: class, box, centerness (FCOS) and mask (BCE in the box)."""
         def loss(raw: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
@@ -99,26 +103,10 @@ class BlendMaskTiny(FCOSSegmenter):
             return parts
         return loss
 
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
-               mask_threshold: float = 0.5) -> list[Detections]:
-        """Raw outputs -> one :class:`Detections` per image (FCOS boxes, blended masks pasted)."""
-        image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
-        results = []
-        for b, size in enumerate(image_sizes):
-            found = {k: v[:top_k] for k, v in self.fcos_detect(raw, b, score_threshold).items()}
-            logits = self.instance_mask_logits(raw, torch.full_like(found["location"], b), found["location"],
-                                               found["boxes"])["logits"]
-            results.append(detections_from_roi_masks(found["boxes"], found["scores"], found["labels"],
-                                                     torch.sigmoid(logits), self.cfg.max_size, size,
-                                                     self.cfg.class_names, mask_threshold))
-        return results
 
 
 BLENDMASK_CONFIGS: dict[str, BlendMaskConfig] = {
-    "blendmask_tiny": BlendMaskConfig(
-        name="blendmask_tiny", max_size=256, optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4,
-        lr_warmup_until=200, lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=4000,
-        augmentation="light"),
+    "blendmask_tiny": BlendMaskConfig(name="blendmask_tiny", **TINY_RECIPE),
 }
 
 __all__ = ["BlendMaskConfig", "BlendMaskTiny", "BLENDMASK_CONFIGS", "blend"]

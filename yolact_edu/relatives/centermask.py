@@ -29,10 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import box_iou, roi_align
 
-from ..detections import Detections
-from ..postprocess import per_image_sizes
-from .fcos import FCOSConfig, FCOSSegmenter, ltrb_to_boxes
-from .instance_masks import detections_from_roi_masks, roi_mask_targets
+from .fcos import TINY_RECIPE, FCOSConfig, FCOSSegmenter, ltrb_to_boxes
+from .instance_masks import roi_mask_targets
 
 
 def spatial_attention(roi_features: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -122,6 +120,12 @@ class CenterMaskTiny(FCOSSegmenter):
         return {"levels": roi_levels(boxes, self.cfg.max_size, len(self.cfg.strides)),
                 "attention": out["attention"], "logits": logits}
 
+    def instance_mask_probs(self, raw: dict, image: int, found: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The SAG-Mask masks of one image's detections (their class's channel), [n,R,R] in their boxes."""
+        location = found["location"]
+        return torch.sigmoid(self.instance_masks(raw, torch.full_like(location, image), found["boxes"],
+                                                 found["labels"])["logits"])
+
     def criterion(self):
         """``(raw, targets) -> dict``: class, box, centerness (FCOS) and mask (BCE in the box)."""
         def loss(raw: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
@@ -144,26 +148,10 @@ class CenterMaskTiny(FCOSSegmenter):
             return parts
         return loss
 
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
-               mask_threshold: float = 0.5) -> list[Detections]:
-        """Raw outputs -> one :class:`Detections` per image (FCOS boxes, SAG-Mask masks pasted)."""
-        image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
-        results = []
-        for b, size in enumerate(image_sizes):
-            found = {k: v[:top_k] for k, v in self.fcos_detect(raw, b, score_threshold).items()}
-            logits = self.instance_masks(raw, torch.full_like(found["location"], b), found["boxes"],
-                                         found["labels"])["logits"]
-            results.append(detections_from_roi_masks(found["boxes"], found["scores"], found["labels"],
-                                                     torch.sigmoid(logits), self.cfg.max_size, size,
-                                                     self.cfg.class_names, mask_threshold))
-        return results
 
 
 CENTERMASK_CONFIGS: dict[str, CenterMaskConfig] = {
-    "centermask_tiny": CenterMaskConfig(
-        name="centermask_tiny", max_size=256, optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4,
-        lr_warmup_until=200, lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=4000,
-        augmentation="light"),
+    "centermask_tiny": CenterMaskConfig(name="centermask_tiny", **TINY_RECIPE),
 }
 
 __all__ = ["CenterMaskConfig", "CenterMaskTiny", "CENTERMASK_CONFIGS", "SAGMaskHead", "spatial_attention",

@@ -25,10 +25,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from ..detections import Detections
-from ..postprocess import per_image_sizes
-from .fcos import FCOSConfig, FCOSSegmenter
-from .instance_masks import detections_from_image_masks, dice_loss
+from .fcos import TINY_RECIPE, FCOSConfig, FCOSSegmenter
+from .instance_masks import dice_loss
 from .mask_branch import MaskBranch
 
 
@@ -131,6 +129,13 @@ class CondInstTiny(FCOSSegmenter):
         logits = dynamic_mask_logits(features, coords, params, cfg.dynamic_hidden, cfg.dynamic_layers)
         return F.interpolate(logits[:, None], scale_factor=2, mode="bilinear", align_corners=False)[:, 0]
 
+    roi_masks = False
+
+    def instance_mask_probs(self, raw: dict, image: int, found: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The dynamic masks of one image's detections, [n,S/4,S/4] over the whole input."""
+        location = found["location"]
+        return torch.sigmoid(self.instance_mask_logits(raw, torch.full_like(location, image), location))
+
     def criterion(self):
         """``(raw, targets) -> dict``: class, box, centerness (FCOS) and mask (dice)."""
         def loss(raw: dict, targets: list[dict]) -> dict[str, torch.Tensor]:
@@ -147,30 +152,10 @@ class CondInstTiny(FCOSSegmenter):
             return parts
         return loss
 
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
-               mask_threshold: float = 0.5) -> list[Detections]:
-        """Raw outputs -> one :class:`Detections` per image (FCOS boxes, dynamic masks resized to
-        the image and thresholded)."""
-        image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
-        results = []
-        for b, size in enumerate(image_sizes):
-            found = self.fcos_detect(raw, b, score_threshold)
-            location = found["location"][:top_k]
-            probs = torch.sigmoid(self.instance_mask_logits(
-                raw, torch.full_like(location, b), location).float())
-            results.append(detections_from_image_masks(
-                found["scores"][:top_k], found["labels"][:top_k], probs, self.cfg.max_size, size,
-                self.cfg.class_names, boxes=found["boxes"][:top_k], mask_threshold=mask_threshold))
-        return results
 
 
 CONDINST_CONFIGS: dict[str, CondInstConfig] = {
-    # yolact_tiny's backbone, FPN width, input and recipe; lr 1e-3 (FCOS's GroupNorm towers
-    # trained from scratch), warm-up over 200 steps.
-    "condinst_tiny": CondInstConfig(
-        name="condinst_tiny", max_size=256, optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4,
-        lr_warmup_until=200, lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=4000,
-        augmentation="light"),
+    "condinst_tiny": CondInstConfig(name="condinst_tiny", **TINY_RECIPE),
 }
 
 __all__ = ["CondInstConfig", "CondInstTiny", "CONDINST_CONFIGS", "condinst_num_params", "split_dynamic_params",

@@ -29,10 +29,19 @@ from torch import nn
 from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal_loss
 
 from ..config import ModelConfig
+from ..detections import Detections
 from ..model.segmenter import InstanceSegmenter
+from ..postprocess import per_image_sizes
+from .instance_masks import detections_from_image_masks, detections_from_roi_masks
 from .maskrcnn import ResNetFPN
 
 INF = 1e8
+
+# The relatives' teaching recipe: yolact_tiny's input and optimiser family (AdamW, cosine, light
+# augmentation; no ImageNet weights can be fetched, so everything trains from scratch), lr 1e-3 with a
+# 200-step warm-up for the GroupNorm heads, and 4000 iterations of batch 8.
+TINY_RECIPE = dict(max_size=256, optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4, lr_warmup_until=200,
+                   lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=4000, augmentation="light")
 
 
 @dataclass(frozen=True)
@@ -263,6 +272,32 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         return {"class": class_loss, "box": box_loss, "centerness": centerness_loss}, assignment
 
     # -- inference ------------------------------------------------------------------------
+    roi_masks: bool = True        # the mask parts give [n,R,R] masks inside the boxes (else image-wide ones)
+
+    def instance_mask_probs(self, raw: dict, image: int, found: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The family's assembly step for one image's detections (``found``: :meth:`fcos_detect`'s
+        dict) -> mask probabilities in [0,1]: [n,R,R] in the boxes when ``roi_masks``, else [n,h,w]
+        over the whole input."""
+        raise NotImplementedError
+
+    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
+               mask_threshold: float = 0.5) -> list[Detections]:
+        """Raw outputs -> one :class:`Detections` per image: FCOS's boxes and scores, the family's
+        masks pasted into the boxes (``roi_masks``) or resized from the whole input, thresholded."""
+        image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
+        cfg, results = self.cfg, []
+        for b, size in enumerate(image_sizes):
+            found = {key: value[:top_k] for key, value in self.fcos_detect(raw, b, score_threshold).items()}
+            probs = self.instance_mask_probs(raw, b, found).float()
+            if self.roi_masks:
+                results.append(detections_from_roi_masks(found["boxes"], found["scores"], found["labels"], probs,
+                                                         cfg.max_size, size, cfg.class_names, mask_threshold))
+            else:
+                results.append(detections_from_image_masks(found["scores"], found["labels"], probs, cfg.max_size,
+                                                           size, cfg.class_names, boxes=found["boxes"],
+                                                           mask_threshold=mask_threshold))
+        return results
+
     def forced_output_count(self, count: int):
         """A context in which :meth:`detect` returns ``count`` detections whatever the scores (no
         candidate threshold, no suppression), so a timing pays for exactly that many masks."""
@@ -288,4 +323,4 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
 
 
 __all__ = ["FCOSConfig", "FCOSHead", "FCOSSegmenter", "Assignment", "fcos_targets", "centerness_target",
-           "location_grid", "ltrb_to_boxes", "conv_gn_relu", "INF"]
+           "location_grid", "ltrb_to_boxes", "conv_gn_relu", "INF", "TINY_RECIPE"]

@@ -33,7 +33,7 @@ from ..config import ModelConfig
 from ..detections import Detections
 from ..model.segmenter import InstanceSegmenter
 from ..postprocess import per_image_sizes
-from .fcos import INF, conv_gn_relu
+from .fcos import INF, TINY_RECIPE, conv_gn_relu
 from .instance_masks import detections_from_image_masks, dice_loss
 from .mask_branch import MaskBranch, coordinate_channels
 from .maskrcnn import ResNetFPN
@@ -278,10 +278,7 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
 
 
 SOLOV2_CONFIGS: dict[str, SOLOv2Config] = {
-    "solov2_tiny": SOLOv2Config(
-        name="solov2_tiny", max_size=256, optimizer="adamw", lr=1e-3, lr_warmup_init=1e-4,
-        lr_warmup_until=200, lr_schedule="cosine", lr_gamma=0.02, lr_steps=(), max_iter=4000,
-        augmentation="light"),
+    "solov2_tiny": SOLOv2Config(name="solov2_tiny", **TINY_RECIPE),
 }
 
 __all__ = ["SOLOv2Config", "SOLOv2Tiny", "SOLOV2_CONFIGS", "solo_center_cells", "matrix_nms"]
