@@ -114,5 +114,16 @@ def test_crop_off_smallest_k_box_free_and_fps():
     assert ex.check_box_free(mf.FAMILIES, ["condinst", "SOLOv2 (2020)"])
     assert not ex.check_box_free(mf.FAMILIES, ["CondInst"])
 
+
+def test_check_costliest_instance_reads_the_slope_not_the_total():
+    rows = [{"model": "YOLACT", "ms @ N=100": 90.0, "ms / instance": 0.2},
+            {"model": "CenterMask", "ms @ N=100": 60.0, "ms / instance": 0.4},
+            {"model": "SOLOv2", "ms @ N=100": 50.0, "ms / instance": None}]
+    assert ex.costliest_per_instance(rows) == "CenterMask"
+    assert ex.check_costliest_instance(rows, "centermask")
+    verdict = ex.check_costliest_instance(rows, "YOLACT")       # the slowest in total, not per instance
+    assert not verdict and "slope" in verdict.message
+    assert not ex.check_costliest_instance(rows, ...)
+
     measurement = LatencyMeasurement("yolact_tiny", "trained", 256, "cpu", 10.0, 25.0, 3, 5)
     assert ex.check_fps(measurement, 40.0) and not ex.check_fps(measurement, 25.0)

@@ -12,7 +12,8 @@ NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "tables", "exercises"),
     "04_train_on_a_coco_subset": ("pretrained", "experiments", "prototype_sweep", "exercises"),
     "05_real_time_landscape": ("pretrained", "landscape.published", "landscape.measured", "landscape.yolact_plus",
-                               "landscape.mask_families", "landscape.family_demos", "tables", "exercises"),
+                               "landscape.mask_families", "landscape.family_demos", "landscape.learned",
+                               "two_ways.comparison", "tables", "exercises"),
 }
 
 __all__ = ["NOTEBOOKS"]

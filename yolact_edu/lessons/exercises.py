@@ -292,6 +292,25 @@ def check_box_free(families: Iterable[Mapping], answer) -> Check:
     return Check(False, "in the picker, look at where each method's locality comes from: a crop or RoI needs a box")
 
 
+def costliest_per_instance(rows: Iterable[Mapping]) -> str:
+    """The model whose latency grows most with each extra instance ("ms / instance" of
+    :func:`~yolact_edu.lessons.two_ways.comparison.summary_rows`)."""
+    return max((row for row in rows if row["ms / instance"] is not None), key=lambda row: row["ms / instance"])["model"]
+
+
+def check_costliest_instance(rows: Iterable[Mapping], answer) -> Check:
+    """Notebook 05: which trained family pays the most for one more object."""
+    if answer is ...:
+        return _unanswered("`answer` (a model name from the table)")
+    rows = list(rows)
+    truth = costliest_per_instance(rows)
+    slope = next(row["ms / instance"] for row in rows if row["model"] == truth)
+    if str(answer).strip().lower() == truth.lower():
+        return Check(True, f"{truth}: {slope:.2f} ms more per instance on this machine, the steepest "
+                           "latency curve of the table")
+    return Check(False, "look at the 'ms / instance' column (the slope of the latency curve), not at the total time")
+
+
 def check_fps(measurement, answer) -> Check:
     """Notebook 05: frames per second of a measured model on this machine, from its median time."""
     if answer is ...:
@@ -302,7 +321,7 @@ def check_fps(measurement, answer) -> Check:
     return Check(False, "frames per second = 1000 / (milliseconds per image)")
 
 
-__all__ = ["Check", "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
+__all__ = ["Check", "costliest_per_instance", "check_costliest_instance", "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
            "crop_region", "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted",
            "check_flip_grows", "first_disagreement",
            "check_first_disagreement", "check_prior_count", "check_crop_off", "smallest_good_k",

@@ -1,8 +1,10 @@
-"""Ready-made things for the notebooks: the shapes set on disk and two small trained models.
+"""Ready-made things for the notebooks: the shapes set on disk and small trained models.
 
 Nothing is downloaded. The shapes set is generated locally (seconds) the first time it is
-asked for, and two models trained on it ship inside the package, in float16: ``yolact_tiny``
-(``assets/yolact_tiny_shapes.pth``) and ``maskrcnn_tiny`` (``assets/maskrcnn_tiny_shapes.pth``).
+asked for, and one model of each family trained on it ships inside the package, in float16:
+``yolact_tiny`` (``assets/yolact_tiny_shapes.pth``), ``maskrcnn_tiny``
+(``assets/maskrcnn_tiny_shapes.pth``) and YOLACT's relatives ``condinst_tiny``, ``solov2_tiny``,
+``blendmask_tiny`` and ``centermask_tiny`` (``assets/<name>_shapes.pth``).
 Each file carries its own figures and the command that trained it
 (:func:`~yolact_edu.training.export.shipped_metadata`); the notebooks quote those, and
 ``docs/benchmarks.md`` records the runs. So a notebook that explores a trained model never has
@@ -14,6 +16,7 @@ to wait for one to be trained.
 """
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -28,7 +31,12 @@ from .tables import markdown_table
 ASSETS = assets_dir()
 TINY_SHAPES_WEIGHTS = ASSETS / "yolact_tiny_shapes.pth"
 MASKRCNN_SHAPES_WEIGHTS = ASSETS / "maskrcnn_tiny_shapes.pth"
-SHIPPED_WEIGHTS = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS}   # config name -> file
+RELATIVES = ("condinst_tiny", "solov2_tiny", "blendmask_tiny", "centermask_tiny")
+# config name -> file: one model per family, in the order the comparisons list them
+SHIPPED_WEIGHTS = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS,
+                   **{name: ASSETS / f"{name}_shapes.pth" for name in RELATIVES}}
+# ``yolact-edu bench compare`` on the shipped models (docs/benchmarks.md has the command)
+FAMILY_COMPARISON = ASSETS / "family_comparison.json"
 QUICK_ENV = "YOLACT_EDU_QUICK"
 
 
@@ -81,14 +89,14 @@ def tiny_shapes_model(device: str | torch.device = "cpu"):
     return _shipped(TINY_SHAPES_WEIGHTS, device)
 
 
-def shipped_rows() -> list[dict]:
-    """One row per shipped model, every figure read from the file's own metadata
+def shipped_rows(names=None) -> list[dict]:
+    """One row per shipped model (those of ``names``, default all), every figure read from the file's own metadata
     (:func:`~yolact_edu.training.export.shipped_metadata`): model, input, validation images
     (the generator's seed), box AP, mask AP, mask AP75, mask AP90, iterations x batch, train
     images/s, file size. Values are strings formatted as quoted everywhere (3 decimals)."""
     rows = []
     for name, path in SHIPPED_WEIGHTS.items():
-        if not path.is_file():
+        if (names is not None and name not in names) or not path.is_file():
             continue
         checkpoint = read_checkpoint(path)
         meta = checkpoint.get("metadata") or {}
@@ -105,18 +113,37 @@ def shipped_rows() -> list[dict]:
     return rows
 
 
-def shipped_table() -> str:
+def shipped_table(names=None) -> str:
     """:func:`shipped_rows` as a Markdown table: what the README and the notebooks quote."""
-    return markdown_table(shipped_rows())
+    return markdown_table(shipped_rows(names))
 
 
 def tiny_maskrcnn_model(device: str | torch.device = "cpu"):
     """The shipped ``maskrcnn_tiny`` trained on the same shapes data, in eval mode, float32."""
-    model = _shipped(MASKRCNN_SHAPES_WEIGHTS, device)
-    model.is_trained = True
+    return shipped_model("maskrcnn_tiny", device)
+
+
+def shipped_comparison() -> dict:
+    """The comparison of the six shipped models that ships with them (``assets/family_comparison.json``,
+    written by ``yolact-edu bench compare``): accuracy, latency curves, machine and weights."""
+    if not FAMILY_COMPARISON.is_file():
+        raise FileNotFoundError(f"{FAMILY_COMPARISON} is missing from the installed package; reinstall "
+                                "yolact_edu, or run `yolact-edu bench compare` and read its JSON")
+    return json.loads(FAMILY_COMPARISON.read_text())
+
+
+def shipped_model(name: str, device: str | torch.device = "cpu"):
+    """The shipped model of config ``name`` (any of :data:`SHIPPED_WEIGHTS`: ``yolact_tiny``,
+    ``maskrcnn_tiny``, ``condinst_tiny``, ...), trained on the shapes set, eval mode, float32."""
+    if name not in SHIPPED_WEIGHTS:
+        raise KeyError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_WEIGHTS)}")
+    model = _shipped(SHIPPED_WEIGHTS[name], device)
+    if name == "maskrcnn_tiny":
+        model.is_trained = True
     return model
 
 
 __all__ = ["quick_mode", "data_root", "shapes_paths", "shapes_dataset", "tiny_shapes_model", "tiny_maskrcnn_model",
+           "shipped_model", "shipped_comparison", "RELATIVES", "FAMILY_COMPARISON",
            "shipped_rows", "shipped_table",
            "TINY_SHAPES_WEIGHTS", "MASKRCNN_SHAPES_WEIGHTS", "SHIPPED_WEIGHTS", "QUICK_ENV"]

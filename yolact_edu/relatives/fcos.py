@@ -197,7 +197,7 @@ class Assignment:
 
     def sample(self, per_image: int, generator: torch.Generator | None = None) -> Assignment:
         """At most ``per_image`` positives of each image, drawn at random (the mask losses of
-        CondInst and BlendMask are computed on a sample, as AdelaiDet's max_proposals)."""
+        CondInst, BlendMask and CenterMask are computed on a sample, as AdelaiDet's max_proposals)."""
         keep = []
         for image in self.image.unique():
             where = torch.nonzero(self.image == image).flatten()
