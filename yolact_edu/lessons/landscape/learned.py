@@ -238,7 +238,7 @@ def draw_all_detections(views: dict[str, LearnedAssembly], image: np.ndarray, co
     from ...viz.draw import draw_detections
 
     rows = -(-len(views) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.4 * rows), squeeze=False)
     for ax, (name, view) in zip(axes.flat, views.items()):
         ax.imshow(draw_detections(image, view.detections))
         ax.set_title(f"{name}: {len(view.detections)} detections", fontsize=10)
