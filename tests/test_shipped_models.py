@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from yolact_edu.data import CocoDataset, make_shapes
-from yolact_edu.lessons.pretrained import RELATIVES
+from yolact_edu.lessons.pretrained import RELATIVES, shipped_table
 from yolact_edu.lessons.pretrained import SHIPPED_WEIGHTS as SHIPPED
-from yolact_edu.lessons.pretrained import shipped_table
 from yolact_edu.training.checkpoint import load_model
 from yolact_edu.training.evaluation import evaluate
 from yolact_edu.training.export import CHECK_IMAGES, shipped_metadata

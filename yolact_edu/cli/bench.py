@@ -2,6 +2,7 @@
 ``yolact-edu bench prototypes``: models trained with different numbers of prototypes, side by side."""
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
@@ -30,8 +31,8 @@ def model_list(text: str) -> list[str]:
     names = [part.strip() for part in text.split(",") if part.strip()]
     unknown = [name for name in names if name not in SHIPPED_WEIGHTS]
     if unknown or not names:
-        raise ValueError(f"--models: {', '.join(unknown) or repr(text)} is not a model to compare; "
-                         f"choose from {', '.join(SHIPPED_WEIGHTS)}")
+        raise argparse.ArgumentTypeError(f"{', '.join(unknown) or repr(text)} is not a model to compare; "
+                                         f"choose from {', '.join(SHIPPED_WEIGHTS)}")
     return names
 
 
@@ -39,12 +40,12 @@ def model_weights(text: str) -> tuple[str, str]:
     """"condinst_tiny=run/c.pth" -> (name, path)."""
     name, sep, path = text.partition("=")
     if not sep or not name.strip() or not path.strip():
-        raise ValueError(f"--weights takes MODEL=CHECKPOINT, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected MODEL=CHECKPOINT, got {text!r}")
     return name.strip(), path.strip()
 
 
 def add_parser(sub) -> None:
-    bench = sub.add_parser("bench", help="measurements: YOLACT vs Mask R-CNN; the number of prototypes k",
+    bench = sub.add_parser("bench", help="measurements: the six families side by side; the number of prototypes k",
                            formatter_class=formatter)
     kinds = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     compare = kinds.add_parser(
@@ -175,7 +176,7 @@ def run_compare(args) -> int:
         models[labels[name]] = model
     sizes = {(m.cfg.max_size, m.cfg.normalization) for m in models.values()}
     if len(sizes) > 1:
-        raise ValueError(f"the two models take different inputs ({sorted(sizes)}); a matched comparison "
+        raise ValueError(f"the models take different inputs ({sorted(sizes)}); a matched comparison "
                          "needs the same input size and normalisation")
     ((max_size, normalization),) = sizes
     annotations, images = args.annotations, args.images

@@ -321,7 +321,8 @@ def check_fps(measurement, answer) -> Check:
     return Check(False, "frames per second = 1000 / (milliseconds per image)")
 
 
-__all__ = ["Check", "costliest_per_instance", "check_costliest_instance", "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
+__all__ = ["Check", "costliest_per_instance", "check_costliest_instance",
+           "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
            "crop_region", "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted",
            "check_flip_grows", "first_disagreement",
            "check_first_disagreement", "check_prior_count", "check_crop_off", "smallest_good_k",
