@@ -104,7 +104,6 @@ class BlendMaskTiny(FCOSSegmenter):
         return loss
 
 
-
 BLENDMASK_CONFIGS: dict[str, BlendMaskConfig] = {
     "blendmask_tiny": BlendMaskConfig(name="blendmask_tiny", **TINY_RECIPE),
 }

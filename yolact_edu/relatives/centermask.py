@@ -149,7 +149,6 @@ class CenterMaskTiny(FCOSSegmenter):
         return loss
 
 
-
 CENTERMASK_CONFIGS: dict[str, CenterMaskConfig] = {
     "centermask_tiny": CenterMaskConfig(name="centermask_tiny", **TINY_RECIPE),
 }

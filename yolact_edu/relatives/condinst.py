@@ -103,6 +103,8 @@ class CondInstTiny(FCOSSegmenter):
     """forward(x [B,3,S,S]) -> raw dict: FCOS's outputs, "controller" [B,L,P] and
     "mask_features" [B,C,S/8,S/8]."""
 
+    roi_masks = False          # its masks cover the whole input: no box, no crop
+
     def __init__(self, cfg: CondInstConfig | str = "condinst_tiny"):
         cfg = CONDINST_CONFIGS[cfg] if isinstance(cfg, str) else cfg
         super().__init__(cfg, extra={"controller": cfg.num_params})
@@ -129,8 +131,6 @@ class CondInstTiny(FCOSSegmenter):
         logits = dynamic_mask_logits(features, coords, params, cfg.dynamic_hidden, cfg.dynamic_layers)
         return F.interpolate(logits[:, None], scale_factor=2, mode="bilinear", align_corners=False)[:, 0]
 
-    roi_masks = False
-
     def instance_mask_probs(self, raw: dict, image: int, found: dict[str, torch.Tensor]) -> torch.Tensor:
         """The dynamic masks of one image's detections, [n,S/4,S/4] over the whole input."""
         location = found["location"]
@@ -151,7 +151,6 @@ class CondInstTiny(FCOSSegmenter):
             parts["mask"] = self.cfg.mask_loss_weight * dice_loss(logits, truth).mean()
             return parts
         return loss
-
 
 
 CONDINST_CONFIGS: dict[str, CondInstConfig] = {
