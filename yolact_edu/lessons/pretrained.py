@@ -86,7 +86,7 @@ def _shipped(path: Path, device):
 
 def tiny_shapes_model(device: str | torch.device = "cpu"):
     """The shipped ``yolact_tiny`` trained on the shapes set (6 classes), in eval mode, float32."""
-    return _shipped(TINY_SHAPES_WEIGHTS, device)
+    return shipped_model("yolact_tiny", device)
 
 
 def shipped_rows(names=None) -> list[dict]:

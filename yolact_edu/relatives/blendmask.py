@@ -31,12 +31,16 @@ from .instance_masks import roi_mask_targets
 from .mask_branch import MaskBranch
 
 
+def blend_weights(attention: torch.Tensor, resolution) -> torch.Tensor:
+    """attention [n,K,M,M] logits -> per-pixel weights [n,K,R,R] (R x R = ``resolution``): bilinear
+    upsampling, then the softmax over the K bases, so the weights of each pixel sum to 1."""
+    return F.interpolate(attention, resolution, mode="bilinear", align_corners=False).softmax(dim=1)
+
+
 def blend(crops: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
     """BlendMask's blender: crops [n,K,R,R] (RoIAligned bases), attention [n,K,M,M] logits ->
     mask logits [n,R,R]: per pixel, the softmax-over-K-weighted sum of the base crops (eq. 2-4)."""
-    resolution = crops.shape[-2:]
-    weights = F.interpolate(attention, resolution, mode="bilinear", align_corners=False).softmax(dim=1)
-    return (crops * weights).sum(dim=1)
+    return (crops * blend_weights(attention, crops.shape[-2:])).sum(dim=1)
 
 
 @dataclass(frozen=True)
@@ -97,8 +101,7 @@ class BlendMaskTiny(FCOSSegmenter):
                 parts["mask"] = raw["attention"].sum() * 0 + raw["bases"].sum() * 0
                 return parts
             logits = self.instance_mask_logits(raw, chosen.image, chosen.location, chosen.boxes)["logits"]
-            truth = torch.stack([targets[int(b)]["masks"][int(t)] for b, t in zip(chosen.image, chosen.target)])
-            truth = roi_mask_targets(truth, chosen.boxes, self.cfg.blend_resolution)
+            truth = roi_mask_targets(chosen.truth(targets, "masks"), chosen.boxes, self.cfg.blend_resolution)
             parts["mask"] = self.cfg.mask_loss_weight * F.binary_cross_entropy_with_logits(logits, truth)
             return parts
         return loss
@@ -108,4 +111,4 @@ BLENDMASK_CONFIGS: dict[str, BlendMaskConfig] = {
     "blendmask_tiny": BlendMaskConfig(name="blendmask_tiny", **TINY_RECIPE),
 }
 
-__all__ = ["BlendMaskConfig", "BlendMaskTiny", "BLENDMASK_CONFIGS", "blend"]
+__all__ = ["BlendMaskConfig", "BlendMaskTiny", "BLENDMASK_CONFIGS", "blend", "blend_weights"]

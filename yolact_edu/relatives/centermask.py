@@ -98,11 +98,10 @@ class CenterMaskTiny(FCOSSegmenter):
         pyramid = self.pyramid(x)
         return {**self.fcos(pyramid), **{f"p{3 + i}": p for i, p in enumerate(pyramid)}}
 
-    def roi_patches(self, raw: dict, image: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """RoIAlign of each box [n,4] (input px) of images ``image`` [n] from the level of its size
-        -> [n,F,P,P]."""
+    def roi_patches(self, raw: dict, image: torch.Tensor, boxes: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
+        """RoIAlign of each box [n,4] (input px) of images ``image`` [n] from its level ``levels`` [n]
+        (:func:`roi_levels`) -> [n,F,P,P]."""
         cfg = self.cfg
-        levels = roi_levels(boxes, cfg.max_size, len(cfg.strides))
         patches = boxes.new_zeros((len(boxes), cfg.fpn_features, cfg.roi_size, cfg.roi_size))
         rois = torch.cat([image[:, None].to(boxes.dtype), boxes], 1)
         for level, stride in enumerate(cfg.strides):
@@ -115,10 +114,10 @@ class CenterMaskTiny(FCOSSegmenter):
     def instance_masks(self, raw: dict, image: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor
                        ) -> dict[str, torch.Tensor]:
         """"levels" [n], "attention" [n,1,P,P] and "logits" [n,R,R] (the label's channel) of each box."""
-        out = self.mask_head(self.roi_patches(raw, image, boxes))
+        levels = roi_levels(boxes, self.cfg.max_size, len(self.cfg.strides))
+        out = self.mask_head(self.roi_patches(raw, image, boxes, levels))
         logits = out["logits"][torch.arange(len(labels), device=labels.device), labels]
-        return {"levels": roi_levels(boxes, self.cfg.max_size, len(self.cfg.strides)),
-                "attention": out["attention"], "logits": logits}
+        return {"levels": levels, "attention": out["attention"], "logits": logits}
 
     def instance_mask_probs(self, raw: dict, image: int, found: dict[str, torch.Tensor]) -> torch.Tensor:
         """The SAG-Mask masks of one image's detections (their class's channel), [n,R,R] in their boxes."""
@@ -134,16 +133,14 @@ class CenterMaskTiny(FCOSSegmenter):
             if len(chosen.image) == 0:
                 parts["mask"] = sum(p.sum() * 0 for p in self.mask_head.parameters())
                 return parts
-            points, _ = self.locations(self.cfg.max_size, chosen.boxes.device)
+            points, _ = self.locations(chosen.boxes.device)
             where = points[chosen.location]
             predicted = ltrb_to_boxes(where, raw["ltrb"][chosen.image, chosen.location]).detach()
             predicted = predicted.clamp(0, self.cfg.max_size)
             overlap = box_iou(predicted, chosen.boxes).diagonal()
             boxes = torch.where((overlap >= 0.5)[:, None], predicted, chosen.boxes)
-            labels = torch.stack([targets[int(b)]["labels"][int(t)] for b, t in zip(chosen.image, chosen.target)])
-            logits = self.instance_masks(raw, chosen.image, boxes, labels)["logits"]
-            truth = torch.stack([targets[int(b)]["masks"][int(t)] for b, t in zip(chosen.image, chosen.target)])
-            truth = roi_mask_targets(truth, boxes, logits.shape[-1])
+            logits = self.instance_masks(raw, chosen.image, boxes, chosen.truth(targets, "labels"))["logits"]
+            truth = roi_mask_targets(chosen.truth(targets, "masks"), boxes, logits.shape[-1])
             parts["mask"] = F.binary_cross_entropy_with_logits(logits, truth)
             return parts
         return loss

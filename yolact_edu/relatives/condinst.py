@@ -115,6 +115,15 @@ class CondInstTiny(FCOSSegmenter):
         pyramid = self.pyramid(x)
         return {**self.fcos(pyramid), "mask_features": self.mask_branch(pyramid)}
 
+    def instance_coordinates(self, location: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:
+        """Relative coordinates [n,2,h,w] of the instances at ``location`` [n] (indices into L) on
+        the h x w mask-feature grid, divided by the size of interest of each instance's level."""
+        cfg = self.cfg
+        stride = cfg.max_size / feature_size[-1]
+        points, levels = self.locations(location.device)
+        soi = torch.tensor(cfg.sizes_of_interest, device=location.device)[levels[location]]
+        return relative_coordinates(points[location] / stride, *feature_size, soi / stride)
+
     def instance_mask_logits(self, raw: dict, image: torch.Tensor, location: torch.Tensor,
                              params: torch.Tensor | None = None) -> torch.Tensor:
         """Assembly for instances at ``location`` [n] (indices into L) of images ``image`` [n]
@@ -123,10 +132,7 @@ class CondInstTiny(FCOSSegmenter):
         another's location)."""
         cfg = self.cfg
         features = raw["mask_features"][image]                                    # [n,C,h,w]
-        stride = cfg.max_size / features.shape[-1]
-        points, levels = self.locations(cfg.max_size, features.device)
-        soi = torch.tensor(cfg.sizes_of_interest, device=features.device)[levels[location]]
-        coords = relative_coordinates(points[location] / stride, *features.shape[-2:], soi / stride)
+        coords = self.instance_coordinates(location, tuple(features.shape[-2:]))
         params = raw["controller"][image, location] if params is None else params
         logits = dynamic_mask_logits(features, coords, params, cfg.dynamic_hidden, cfg.dynamic_layers)
         return F.interpolate(logits[:, None], scale_factor=2, mode="bilinear", align_corners=False)[:, 0]
@@ -146,8 +152,7 @@ class CondInstTiny(FCOSSegmenter):
                 return parts
             logits = self.instance_mask_logits(raw, chosen.image, chosen.location)
             side = logits.shape[-1]
-            truth = torch.stack([F.adaptive_avg_pool2d(targets[int(b)]["masks"][int(t)][None].float(), side)[0]
-                                 for b, t in zip(chosen.image, chosen.target)])
+            truth = F.adaptive_avg_pool2d(chosen.truth(targets, "masks").float(), side)
             parts["mask"] = self.cfg.mask_loss_weight * dice_loss(logits, truth).mean()
             return parts
         return loss

@@ -208,6 +208,10 @@ class Assignment:
         keep = torch.cat(keep)
         return Assignment(self.image[keep], self.location[keep], self.target[keep], self.boxes[keep])
 
+    def truth(self, targets: list[dict], key: str) -> torch.Tensor:
+        """The ground truth ``key`` ("masks" [P,S,S], "labels" [P]) of the object each positive answers for."""
+        return torch.stack([targets[int(b)][key][int(t)] for b, t in zip(self.image, self.target)])
+
 
 class FCOSSegmenter(InstanceSegmenter, nn.Module):
     """Backbone + FPN + :class:`FCOSHead` with FCOS's loss and decoding; CondInst, CenterMask and
@@ -224,9 +228,9 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         """x [B,3,S,S] -> P3..P5 [B,F,S/8..S/32]."""
         return list(self.trunk(x).values())
 
-    def locations(self, x_or_size, device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(locations [L,2] px, levels [L]) for an S x S input."""
-        size = x_or_size if isinstance(x_or_size, int) else int(x_or_size.shape[-1])
+    def locations(self, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(locations [L,2] px, levels [L]) for the S x S input (S = ``cfg.max_size``)."""
+        size = self.cfg.max_size
         sizes = [(math.ceil(size / s), math.ceil(size / s)) for s in self.cfg.strides]
         return location_grid(sizes, self.cfg.strides, device)
 
@@ -236,7 +240,7 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         the positives weighted by their centerness target; centerness: BCE) and the assignment
         the mask losses build on. Crowd regions are left out of the targets."""
         cfg, device = self.cfg, raw["ltrb"].device
-        locations, levels = self.locations(cfg.max_size, device)
+        locations, levels = self.locations(device)
         size = float(cfg.max_size)
         class_targets = torch.zeros_like(raw["class_logits"])
         images, places, matched_ids, gt_boxes, gt_ltrb = [], [], [], [], []
@@ -315,7 +319,7 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         scores = torch.sqrt(probs[location, label] * centre[location])
         top = scores.topk(min(cfg.pre_nms_top_n, len(scores))).indices
         location, label, scores = location[top], label[top], scores[top]
-        points, _ = self.locations(cfg.max_size, probs.device)
+        points, _ = self.locations(probs.device)
         boxes = ltrb_to_boxes(points[location], raw["ltrb"][image, location].float()).clamp(0, cfg.max_size)
         keep = batched_nms(boxes, scores, label, cfg.nms_threshold)
         keep = keep[scores[keep] >= score_threshold][:cfg.max_detections]

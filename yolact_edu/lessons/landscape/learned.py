@@ -32,7 +32,7 @@ from torchvision.ops import box_iou
 from ...build import FAMILY_NAMES
 from ...detections import Detections
 from ...model.segmenter import image_size
-from ...relatives.condinst import relative_coordinates
+from ...relatives.blendmask import blend_weights
 
 __all__ = ["LearnedAssembly", "learned_assembly", "draw_learned", "draw_all_detections", "pick_clear_image"]
 
@@ -109,10 +109,7 @@ def _condinst(model, x, raw, view, max_shared, min_score):
     if len(location):
         image = torch.zeros_like(location[:1])
         own = model.instance_mask_logits(raw, image, location[:1])
-        stride = model.cfg.max_size / features.shape[-1]
-        points, levels = model.locations(model.cfg.max_size, features.device)
-        soi = model.cfg.sizes_of_interest[int(levels[location[0]])]
-        coords = relative_coordinates(points[location[:1]] / stride, *features.shape[-2:], soi / stride)[0]
+        coords = model.instance_coordinates(location[:1], tuple(features.shape[-2:]))[0]
         view.instance = [("relative x", _np(coords[0])), ("relative y", _np(coords[1])),
                          ("its dynamic mask", _np(torch.sigmoid(own[0])))]
         other = _another_object(fcos["boxes"][:len(view.detections)])
@@ -156,8 +153,7 @@ def _blendmask(model, x, raw, view, max_shared, min_score):
     if len(fcos["location"]):
         parts = model.instance_mask_logits(raw, torch.zeros_like(fcos["location"][:1]), fcos["location"][:1],
                                            fcos["boxes"][:1])
-        weights = torch.nn.functional.interpolate(parts["attention"], parts["crops"].shape[-2:], mode="bilinear",
-                                                  align_corners=False).softmax(1)[0]
+        weights = blend_weights(parts["attention"], parts["crops"].shape[-2:])[0]
         view.instance = [(f"attention {k}", _np(weights[k])) for k in range(len(weights))]
         view.instance.append(("blended mask in its box", _np(torch.sigmoid(parts["logits"][0]))))
     view.locality = "RoIAlign of the bases to its box"

@@ -181,13 +181,11 @@ def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: 
     model.eval()
     device = model_device(model)
     outputs = []
-    if hasattr(model, "roi_heads") and hasattr(model, "predict"):      # maskrcnn_tiny: image in, Detections out
-        with fixed_output_count(model, instances):
-            timing = time_call(lambda: outputs.append(model.predict(image)), repeats, warmup, device)
-        found = len(outputs[-1])
-        shape = list(model.preprocess(image).shape)
-    elif hasattr(model, "forced_output_count"):                          # the relatives
-        with model.forced_output_count(instances):
+    if hasattr(model, "predict") and (hasattr(model, "forced_output_count") or hasattr(model, "roi_heads")):
+        # maskrcnn_tiny and the relatives: image in, Detections out, their own way to force the count
+        forced = (model.forced_output_count(instances) if hasattr(model, "forced_output_count")
+                  else fixed_output_count(model, instances))
+        with forced:
             timing = time_call(lambda: outputs.append(model.predict(image)), repeats, warmup, device)
         found = len(outputs[-1])
         shape = list(model.preprocess(image).shape)
