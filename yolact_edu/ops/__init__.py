@@ -6,4 +6,5 @@
 - :mod:`.nms`         Fast NMS and its relatives (§3.4)
 - :mod:`.assemble`    masks = sigmoid(P C^T), cropped and upsampled (eq. 1)
 - :mod:`.mask_iou`    mask overlap, named by the shapes it compares
+- :mod:`.agreement`   whether two runs found the same detections (the fast path's guard)
 """

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .boxes import crop
+from .boxes import crop, sanitize_coordinates
 
 
 def linear_combination(proto: torch.Tensor, coefs: torch.Tensor) -> torch.Tensor:
@@ -40,6 +40,7 @@ def assemble_masks(proto: torch.Tensor, coefs: torch.Tensor, boxes: torch.Tensor
 
 
 UPSAMPLE_CHUNK_BYTES = 64 * 2**20   # float32 working memory of one upsampling step
+WINDOW_SHARE = 0.2   # windows above this share of the image: whole-image interpolation is faster
 
 
 def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5,
@@ -53,6 +54,86 @@ def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: floa
     per_step = max(1, UPSAMPLE_CHUNK_BYTES // (4 * height * width))
     for start in range(0, masks.shape[0], per_step):
         out[start:start + per_step] = upsample_masks(masks[start:start + per_step], height, width, mode) > threshold
+    return out
+
+
+def _bilinear_sources(out_size: int, in_size: int, device) -> tuple[torch.Tensor, ...]:
+    """For each output row of a bilinear resize (align_corners=False) from ``in_size`` to ``out_size``:
+    its two source rows and their weights (i0, i1, w0, w1), computed as PyTorch's kernel does (float32
+    scale, source position clamped at 0), so the values below match ``F.interpolate``'s."""
+    scale = torch.tensor(in_size, dtype=torch.float32) / out_size
+    real = ((torch.arange(out_size, dtype=torch.float32) + 0.5) * scale - 0.5).clamp_(min=0)
+    i0 = real.long()
+    i1 = (i0 + 1).clamp_(max=in_size - 1)
+    w1 = (real - i0).clamp_(0, 1)
+    return tuple(t.to(device) for t in (i0, i1, 1 - w1, w1))
+
+
+def _box_windows(boxes: torch.Tensor, proto_size: tuple[int, int], image_size: tuple[int, int], padding: float):
+    """Per mask, the image rows [r0, r1) and columns [c0, c1) outside which a mask cropped to its box
+    (:func:`~yolact_edu.ops.boxes.crop`) upsamples to exactly 0: the crop's proto-pixel range, widened by
+    the one source pixel bilinear reads on each side, mapped to image pixels, plus a pixel of margin."""
+    (hp, wp), (height, width) = proto_size, image_size
+    edges = []
+    for lo_rel, hi_rel, size, out in ((boxes[:, 1], boxes[:, 3], hp, height), (boxes[:, 0], boxes[:, 2], wp, width)):
+        lo, hi = sanitize_coordinates(lo_rel, hi_rel, size, padding)
+        step = out / size
+        start = ((lo.floor() - 0.5) * step - 0.5).floor().long() - 1
+        stop = ((hi.ceil() + 0.5) * step - 0.5).ceil().long() + 2
+        edges += [start.clamp(0, out), stop.clamp(0, out)]
+    return edges
+
+
+def masks_to_image_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int,
+                            threshold: float = 0.5, padding: float = 1) -> torch.Tensor:
+    """:func:`masks_to_image` (bilinear) for masks already cropped to their boxes: the same bool masks
+    [n,height,width], computed only inside each box's window, where a mask can be non-zero.
+
+    masks [n,Hp,Wp] in [0,1], zero outside the (``padding``-padded) ``boxes`` [n,4] (relative point
+    form), as :func:`assemble_masks` makes them with ``crop_masks=True``. The interpolation is
+    written out (two source rows, then two source columns, PyTorch's weights), so its cost follows
+    the boxes' area instead of n x height x width. Masks go a few at a time, as in :func:`masks_to_image`."""
+    count, hp, wp = masks.shape
+    out = torch.zeros((count, height, width), dtype=torch.bool, device=masks.device)
+    if count == 0:
+        return out
+    r0, r1, c0, c1 = _box_windows(boxes, (hp, wp), (height, width), padding)
+    i0, i1, a0, a1 = _bilinear_sources(height, hp, masks.device)
+    j0, j1, b0, b1 = _bilinear_sources(width, wp, masks.device)
+    spans = torch.stack([r0, r1 - r0, c0, c1 - c0], 1).tolist()
+    # smallest windows first, so that a chunk's common window size wastes little
+    order = sorted(range(count), key=lambda k: spans[k][1] * spans[k][3])
+    start = 0
+    while start < count:
+        stop, rows_max, cols_max = start, 1, 1
+        while stop < count:        # as many masks as fit the memory budget at their largest window
+            span = spans[order[stop]]
+            rows_next, cols_next = max(rows_max, span[1]), max(cols_max, span[3])
+            if stop > start and (stop - start + 1) * rows_next * max(cols_next, wp) * 4 > UPSAMPLE_CHUNK_BYTES:
+                break
+            rows_max, cols_max, stop = rows_next, cols_next, stop + 1
+        chosen = order[start:stop]
+        index = torch.tensor(chosen, device=masks.device)
+        if rows_max * cols_max > WINDOW_SHARE * height * width:
+            # boxes this large: the library's interpolation over the whole image is the faster one
+            out[index] = upsample_masks(masks[index], height, width) > threshold
+            start = stop
+            continue
+        part, n = masks[index], len(chosen)
+        rows = (r0[index, None] + torch.arange(rows_max, device=masks.device)).clamp_(max=height - 1)
+        cols = (c0[index, None] + torch.arange(cols_max, device=masks.device)).clamp_(max=width - 1)
+        top = part.gather(1, i0[rows][:, :, None].expand(n, rows_max, wp))            # [n,rows,Wp]
+        bottom = part.gather(1, i1[rows][:, :, None].expand(n, rows_max, wp))
+        left = j0[cols][:, None, :].expand(n, rows_max, cols_max)
+        right = j1[cols][:, None, :].expand(n, rows_max, cols_max)
+        w_left, w_right = b0[cols][:, None, :], b1[cols][:, None, :]
+        top = top.gather(2, left) * w_left + top.gather(2, right) * w_right             # [n,rows,cols]
+        bottom = bottom.gather(2, left) * w_left + bottom.gather(2, right) * w_right
+        window = (top * a0[rows][:, :, None] + bottom * a1[rows][:, :, None]) > threshold
+        for k, mask_index in enumerate(chosen):
+            row, rows_here, col, cols_here = spans[mask_index]
+            out[mask_index, row:row + rows_here, col:col + cols_here] = window[k, :rows_here, :cols_here]
+        start = stop
     return out
 
 
