@@ -15,9 +15,9 @@ import torch.nn.functional as F
 
 from .bench.timing import stage_timer
 from .detections import Detections
-from .ops.assemble import assemble_masks, masks_to_image
+from .ops.assemble import assemble_masks, masks_to_image, masks_to_image_in_boxes
 from .ops.boxes import decode, sanitize_coordinates
-from .ops.nms import NMS_FUNCTIONS, standard_nms
+from .ops.nms import NMS_FUNCTIONS, batched_fast_nms, standard_nms
 
 
 def _empty(proto: torch.Tensor, num_protos: int, height: int, width: int,
@@ -125,15 +125,73 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
             mask_scores = scores * predicted_iou
         with stage_timer(timings, "upsample + threshold", device):
             masks = masks_to_image(soft_masks, height, width, mask_threshold, interpolation)
-        x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
-        y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
-        # Whole pixels, truncated as the original's postprocess does (``boxes.long()``), so boxes
-        # and box AP agree with it exactly; the exact relative boxes stay in ``boxes_rel``.
-        pixel_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
-        results.append(Detections(
-            boxes=pixel_boxes, scores=scores, labels=labels, masks=masks,
-            coefs=coefs, proto=proto, mask_scores=mask_scores, boxes_rel=boxes,
-            class_names=cfg.class_names))
+        results.append(_detections(boxes, scores, labels, masks, coefs, proto, mask_scores, cfg))
+    return results
+
+
+def _detections(boxes, scores, labels, masks, coefs, proto, mask_scores, cfg) -> Detections:
+    """One image's Detections from its kept relative ``boxes`` [n,4] and image-size ``masks`` [n,H,W]."""
+    height, width = masks.shape[-2:]
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+    # Whole pixels, truncated as the original's postprocess does (``boxes.long()``), so boxes
+    # and box AP agree with it exactly; the exact relative boxes stay in ``boxes_rel``.
+    pixel_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
+    return Detections(boxes=pixel_boxes, scores=scores, labels=labels, masks=masks, coefs=coefs, proto=proto,
+                      mask_scores=mask_scores, boxes_rel=boxes, class_names=cfg.class_names)
+
+
+def detect_batched(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, int], *,
+                   score_threshold: float = 0.0, top_k: int | None = None, iou_threshold: float | None = None,
+                   crop: bool = True, mask_threshold: float = 0.5, conf_threshold: float | None = None,
+                   interpolation: str = "bilinear", maskiou_net: torch.nn.Module | None = None,
+                   timings: dict | None = None) -> list[Detections]:
+    """:func:`detect` with class-specific Fast NMS, the whole batch at once (the fast path's
+    post-processing, :meth:`InstanceSegmenter.optimize`).
+
+    Softmax, decoding, Fast NMS (:func:`~yolact_edu.ops.nms.batched_fast_nms`), gathering the kept
+    boxes and coefficients, mask assembly and crop all run on fixed-size [B,D,...] tensors, so a GPU
+    never waits for the host; the one synchronisation is reading how many detections each image
+    kept, after which only those masks are upsampled to the image, each only inside its box's window
+    (:func:`~yolact_edu.ops.assemble.masks_to_image_in_boxes`). Same arguments and results as
+    :func:`detect` with ``nms="fast"`` (raw tensors may be fp16/bf16: they are read as float32).
+    """
+    iou_threshold = cfg.nms_iou_thresh if iou_threshold is None else iou_threshold
+    conf_threshold = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
+    check_detect_options("fast", top_k, score_threshold, iou_threshold, conf_threshold, mask_threshold)
+    max_detections = cfg.max_detections if top_k is None else top_k
+    batch = raw["loc"].shape[0]
+    image_sizes = per_image_sizes(image_sizes, batch)
+    device = raw["priors"].device
+    with stage_timer(timings, "decode + NMS", device):
+        class_scores = F.softmax(raw["conf"].float(), dim=-1)[..., 1:]                  # [B,P,C]
+        candidates = class_scores.max(dim=-1).values > conf_threshold                  # [B,P]
+        boxes = decode(raw["loc"].float(), raw["priors"].float())                      # [B,P,4]
+        prior_idx, labels, scores, valid = batched_fast_nms(
+            boxes, class_scores.transpose(1, 2), candidates, iou_threshold, cfg.nms_top_k, max_detections)
+        if score_threshold > 0:
+            valid &= scores > score_threshold
+        kept_boxes = boxes.gather(1, prior_idx[..., None].expand(-1, -1, 4))           # [B,D,4]
+        coef = raw["coef"].float()
+        kept_coefs = coef.gather(1, prior_idx[..., None].expand(-1, -1, coef.shape[-1]))
+    proto = raw["proto"].float()
+    with stage_timer(timings, "assembly + crop", device):
+        soft = torch.stack([assemble_masks(proto[b], kept_coefs[b], kept_boxes[b], crop_masks=crop)
+                            for b in range(batch)])                                    # [B,D,Hp,Wp]
+    mask_scores = None
+    if maskiou_net is not None:       # YOLACT++: score x predicted mask IoU (D >= 1 always)
+        predicted_iou = maskiou_net(soft.flatten(0, 1)[:, None]).view(batch, soft.shape[1], -1)
+        mask_scores = scores * predicted_iou.gather(2, labels[..., None]).squeeze(2)
+    counts = valid.sum(dim=1).tolist()      # the only host synchronisation; valid entries come first
+    results = []
+    for b, ((height, width), n) in enumerate(zip(image_sizes, counts)):
+        with stage_timer(timings, "upsample + threshold", device):
+            if crop and interpolation == "bilinear":    # the same masks, computed only inside the boxes
+                masks = masks_to_image_in_boxes(soft[b, :n], kept_boxes[b, :n], height, width, mask_threshold)
+            else:
+                masks = masks_to_image(soft[b, :n], height, width, mask_threshold, interpolation)
+        results.append(_detections(kept_boxes[b, :n], scores[b, :n], labels[b, :n], masks, kept_coefs[b, :n],
+                                   proto[b], None if mask_scores is None else mask_scores[b, :n], cfg))
     return results
 
 

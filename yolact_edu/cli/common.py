@@ -103,6 +103,9 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="YOLACT's NMS (default: fast); the other families run their own")
     add_device_option(parser)
     parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
+    parser.add_argument("--fast", action="store_true",
+                        help="the fast path (model.optimize(): BatchNorm folded, channels-last, autocast where "
+                             "the hardware has it, batched post-processing)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the random model (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
@@ -135,6 +138,9 @@ def inference_model(args):
         if not isinstance(model.cfg, YolactConfig):
             raise ValueError(f"--nms chooses YOLACT's NMS; {model.cfg.name} runs its own NMS")
         detect_kwargs["nms"] = args.nms
+    if getattr(args, "fast", False):
+        model = model.optimize(autocast=args.autocast or "auto")
+        print(f"fast path: {model.fast_path.describe()}")
     return model, threshold, detect_kwargs
 
 

@@ -36,6 +36,26 @@ class InstanceSegmenter:
     ``detect(raw, image_sizes, **kwargs)``: gives it ``preprocess`` and ``predict``."""
 
     forward_takes_targets = False
+    fast_path = None     # a FastPath on copies made by optimize(); None on a model as built
+
+    def train(self, mode: bool = True):
+        if mode and self.fast_path is not None:
+            raise RuntimeError("this is an optimize()d copy for inference (its BatchNorm is folded away); "
+                               "train the model it was made from")
+        return super().train(mode)
+
+    def optimize(self, autocast: str = "auto", channels_last: bool = True, compile: bool = False):
+        """The fast path: a copy of this model for fast inference, same ``predict``, same detections
+        (within rounding: boxes within a pixel, masks at IoU >= 0.95; ``tests/test_fast_path.py``).
+
+        autocast: "auto" (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), "fp32", "fp16"
+        or "bf16"; channels_last: convolve in channels-last memory format; compile: ``torch.compile``
+        the network (pays on GPUs; compiling takes minutes on a small CPU). BatchNorm is always
+        folded into the convolutions. Call it after moving the model to its device:
+        ``fast = model.to("cuda").optimize()``. See :mod:`yolact_edu.model.fast_path`.
+        """
+        from .fast_path import optimized_copy
+        return optimized_copy(self, autocast=autocast, channels_last=channels_last, compile=compile)
 
     # -- preprocessing --------------------------------------------------------------------
     def preprocess(self, images) -> torch.Tensor:
@@ -81,12 +101,25 @@ class InstanceSegmenter:
         self.eval()  # BatchNorm must use its running statistics for inference
         try:
             x = self.preprocess(image_list)
-            with self.autocast_context(autocast, x.device):
-                raw = self(x)
+            raw = self.network(x, autocast)
         finally:
             self.train(was_training)
         results = self.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
         return results[0] if single else results
+
+    def network(self, x: torch.Tensor, autocast: str | None = None) -> dict:
+        """The raw outputs for a preprocessed batch ``x`` [B,3,S,S], as ``self(x)``, under ``autocast``
+        (None, "fp16" or "bf16"). On an :meth:`optimize`d copy: in channels-last, under the copy's
+        autocast unless one is given, through its compiled network if it has one."""
+        fast = self.fast_path
+        if fast is None:
+            with self.autocast_context(autocast, x.device):
+                return self(x)
+        if fast.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        forward = fast.compiled if fast.compiled is not None else self
+        with torch.inference_mode(), self.autocast_context(autocast or fast.autocast, x.device):
+            return forward(x)
 
     @contextlib.contextmanager
     def settings(self, **changes):

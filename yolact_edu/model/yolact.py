@@ -12,6 +12,7 @@ from ..detections import Detections
 from ..loss import YolactLoss
 from ..ops.anchors import make_priors
 from ..postprocess import detect as run_detect
+from ..postprocess import detect_batched as run_detect_batched
 from .backbone import build_backbone
 from .fpn import FPN
 from .head import PredictionHead
@@ -92,11 +93,25 @@ class Yolact(InstanceSegmenter, nn.Module):
     def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0,
                top_k: int | None = None, nms: str | None = "fast",
                iou_threshold: float | None = None, crop: bool = True,
-               mask_threshold: float = 0.5, **kwargs) -> list[Detections]:
+               mask_threshold: float = 0.5, batched: bool | None = None, **kwargs) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image; see :func:`yolact_edu.postprocess.detect`.
 
         image_sizes: (height, width) per image, or one pair for all.
+        batched: post-process the whole batch at once (:func:`yolact_edu.postprocess.detect_batched`,
+        class-specific Fast NMS only, same results); None: batched on an :meth:`optimize`d copy.
         """
+        kind = nms or "fast"
+        if batched is None:
+            batched = self.fast_path is not None and kind == "fast" and kwargs.get("num_protos") is None
+        if batched:
+            if kind != "fast" or kwargs.get("num_protos") is not None:
+                raise ValueError("batched post-processing runs class-specific Fast NMS with all prototypes "
+                                 f"(nms='fast', num_protos=None), got nms={kind!r}, "
+                                 f"num_protos={kwargs.get('num_protos')!r}")
+            kwargs.pop("num_protos", None)
+            return run_detect_batched(raw, self.cfg, image_sizes, score_threshold=score_threshold, top_k=top_k,
+                                      iou_threshold=iou_threshold, crop=crop, mask_threshold=mask_threshold,
+                                      maskiou_net=getattr(self, "maskiou_net", None), **kwargs)
         return run_detect(raw, self.cfg, image_sizes, score_threshold=score_threshold,
                           top_k=top_k, nms=nms, iou_threshold=iou_threshold, crop=crop,
                           mask_threshold=mask_threshold,

@@ -404,7 +404,8 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
     try:
         with torch.no_grad():
             for images, targets in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
-                raw = model(images.to(device))
+                images = images.to(device)
+                raw = model.network(images) if hasattr(model, "network") else model(images)  # the fast path's
                 detections = model.detect(raw, [t["orig_size"] for t in targets],
                                           score_threshold=score_threshold, **(detect_kwargs or {}))
                 for target, found in zip(targets, detections):

@@ -1,0 +1,104 @@
+"""The inference fast path (issue 16): one switch, ``fast = model.optimize()``, returns a copy of the
+model made for speed, whose ``predict`` gives the same detections as the original's.
+
+What the copy does differently, and why each step is safe:
+
+* BatchNorm folded into the convolution before it (:func:`~yolact_edu.model.fold.fold_batchnorm`):
+  in eval mode BatchNorm is a fixed affine map, so one kernel does the work of two.
+* channels-last memory format: the layout oneDNN (CPU) and cuDNN (tensor cores) convolve fastest.
+* autocast: bf16 on CPUs with native bf16 instructions (AVX512-BF16 or AMX), fp16 on CUDA GPUs,
+  fp32 elsewhere; post-processing always runs in fp32.
+* optionally ``torch.compile`` (``compile=True``): it pays on GPUs at fixed input sizes; on a small
+  CPU the compile itself takes minutes.
+* batched post-processing (:func:`~yolact_edu.postprocess.detect_batched`): Fast NMS and mask
+  assembly for the whole batch on fixed-size tensors, no host synchronisation until the result is
+  read, and only the kept detections' masks upsampled.
+
+The copy is for inference only: its BatchNorms are gone, so it refuses ``.train()``; train (and
+save checkpoints of) the original model.
+"""
+from __future__ import annotations
+
+import copy
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .fold import fold_batchnorm
+
+AUTOCAST_CHOICES = ("auto", "fp32", "fp16", "bf16")
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX on x86; read from
+    /proc/cpuinfo, so False where that file does not exist). Elsewhere torch emulates bf16 and
+    autocast makes a CPU slower, not faster. ``cpuinfo``: the file's text, for tests."""
+    if cpuinfo is None:
+        path = Path("/proc/cpuinfo")
+        if platform.system() != "Linux" or not path.exists():
+            return False
+        cpuinfo = path.read_text(errors="replace")
+    flags = set()
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_autocast(requested: str, device: torch.device) -> str | None:
+    """The autocast dtype name the fast path uses on ``device``: "auto" -> "fp16" on CUDA, "bf16" on
+    a CPU with native bf16, else None (fp32); "fp32" -> None; "fp16"/"bf16" as asked."""
+    if requested not in AUTOCAST_CHOICES:
+        raise ValueError(f"autocast must be one of {', '.join(AUTOCAST_CHOICES)}, got {requested!r}")
+    if requested == "fp32":
+        return None
+    if requested != "auto":
+        return requested
+    if device.type == "cuda":
+        return "fp16"
+    return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else None
+
+
+@dataclass
+class FastPath:
+    """What :meth:`InstanceSegmenter.optimize` did to a copy of a model (``model.fast_path``).
+
+    autocast: "fp16", "bf16" or None (fp32); channels_last: the input's and weights' memory format;
+    folded: the number of BatchNorm layers folded; compiled: the ``torch.compile``d model, or None.
+    """
+    autocast: str | None
+    channels_last: bool
+    folded: int
+    compiled: nn.Module | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.folded} BatchNorm folded", "channels-last" if self.channels_last else "contiguous",
+                 self.autocast or "fp32"]
+        if self.compiled is not None:
+            parts.append("torch.compile")
+        return ", ".join(parts)
+
+
+def optimized_copy(model: nn.Module, autocast: str = "auto", channels_last: bool = True,
+                   compile: bool = False) -> nn.Module:
+    """A deep copy of ``model`` in eval mode with the fast path's changes, its settings in ``fast_path``
+    (see the module docstring). The original model is left as it was."""
+    device = next(model.parameters()).device
+    dtype = resolve_autocast(autocast, device)
+    fast = copy.deepcopy(model)
+    fast.eval()
+    folded = fold_batchnorm(fast)
+    if channels_last:
+        fast = fast.to(memory_format=torch.channels_last)
+    settings = FastPath(autocast=dtype, channels_last=channels_last, folded=folded)
+    if compile:
+        settings.compiled = torch.compile(fast, dynamic=False)
+    fast.fast_path = settings
+    return fast
+
+
+__all__ = ["FastPath", "optimized_copy", "resolve_autocast", "cpu_has_native_bf16", "AUTOCAST_CHOICES"]
