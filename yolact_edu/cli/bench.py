@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from . import bench_speed
 from .common import (
     add_device_option,
     checkpoint_val_set,
@@ -45,7 +46,8 @@ def model_weights(text: str) -> tuple[str, str]:
 
 
 def add_parser(sub) -> None:
-    bench = sub.add_parser("bench", help="measurements: the six families side by side; the number of prototypes k",
+    bench = sub.add_parser("bench", help="measurements: the six families side by side; inference speed; "
+                                         "the number of prototypes k",
                            formatter_class=formatter)
     kinds = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCHMARK")
     compare = kinds.add_parser(
@@ -81,6 +83,7 @@ def add_parser(sub) -> None:
     compare.add_argument("--output", default="outputs/bench/compare.json", help="JSON file (default: %(default)s)")
     compare.add_argument("--plot", help="also draw the table's figures and the latency curves into this PNG")
     compare.add_argument("--force", action="store_true", help="replace an --output file yolact-edu did not write")
+    bench_speed.add_parser(kinds)
     sweep = kinds.add_parser(
         "prototypes", formatter_class=formatter,
         help="score models trained with different numbers of prototypes k; keep their prototypes of one image",
@@ -104,6 +107,8 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.bench_command == "speed":
+        return bench_speed.run(args)
     return run_prototypes(args) if args.bench_command == "prototypes" else run_compare(args)
 
 
