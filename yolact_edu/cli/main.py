@@ -10,6 +10,8 @@
     yolact-edu configs
     yolact-edu data shapes                   # the synthetic COCO-format set -> data/shapes/
     yolact-edu bench compare                 # YOLACT vs Mask R-CNN, same data, same machine
+    yolact-edu bench speed                   # eager vs the fast path, end to end and per stage
+    yolact-edu export --format onnx --weights w.pth --output w.onnx
 """
 from __future__ import annotations
 
@@ -17,13 +19,13 @@ import argparse
 import sys
 import warnings
 
-from . import bench, configs, data, demo, predict, train, video, weights
+from . import bench, configs, data, demo, export, predict, train, video, weights
 from . import eval as evaluate
 from .common import debug_requested, describe_error, formatter
 
 # One module per command, each with add_parser(sub) and run(args), in the order `--help` lists them.
 COMMANDS = {"predict": predict, "weights": weights, "configs": configs, "data": data, "demo": demo,
-            "train": train, "eval": evaluate, "video": video, "bench": bench}
+            "train": train, "eval": evaluate, "video": video, "bench": bench, "export": export}
 
 
 def build_parser() -> argparse.ArgumentParser:

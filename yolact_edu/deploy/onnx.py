@@ -1,0 +1,176 @@
+"""YOLACT as an ONNX model, run by onnxruntime with the same detections as PyTorch (issue 16).
+
+What is exported is the network: a normalised batch ``image`` [B,3,S,S] (float32, dynamic batch)
+-> ``loc`` [B,P,4], ``conf`` [B,P,C+1] (logits), ``coef`` [B,P,k], ``proto`` [B,Hp,Wp,k], exactly
+:meth:`Yolact.forward`'s raw outputs in eval mode. Beside ``model.onnx`` go
+
+* ``model.priors.npy``  the priors [P,4] (cx, cy, w, h relative), a constant of the input size;
+* ``model.json``        the config (input size S, normalisation, class names, NMS settings), the
+                        output names and what post-processing the outputs need.
+
+Post-processing (softmax, box decoding, Fast NMS, mask assembly, crop, upsampling) stays outside
+the graph: its output count depends on the data, and in PyTorch it is a few small, readable steps.
+:class:`OnnxYolact` runs the file with onnxruntime and hands the outputs to the same
+:func:`yolact_edu.postprocess.detect` as PyTorch does, so detections agree to rounding::
+
+    path = export_onnx(model, "out/yolact_tiny.onnx")
+    found = OnnxYolact(path).predict(image)            # Detections, as model.predict(image)
+
+Needs the optional extra: ``pip install "yolact_edu[onnx]"`` (onnx, onnxruntime). YOLACT++'s
+deformable convolutions and its mask re-scoring network are not exported (``export_onnx`` refuses
+a YOLACT++ config in one line).
+"""
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import YolactConfig, config_from_dict, config_to_dict
+from ..detections import Detections
+from ..files.atomic_write import write_atomically
+from ..model.segmenter import image_size
+from ..ops.preprocess import preprocess_images
+from ..postprocess import detect
+
+OUTPUT_NAMES = ("loc", "conf", "coef", "proto")
+OPSET = 17
+POSTPROCESSING = ("softmax(conf) over classes (column 0 = background); decode loc against the priors "
+                  "(SSD variances 0.1, 0.2); class-specific Fast NMS; masks = sigmoid(proto @ coef^T) cropped "
+                  "to each box and bilinearly upsampled to the image, > 0.5 (yolact_edu.postprocess.detect)")
+
+
+class _RawOutputs(nn.Module):
+    """The model's forward as a tuple (loc, conf, coef, proto), the form the exporter traces."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor):
+        raw = self.model(image)
+        return tuple(raw[name] for name in OUTPUT_NAMES)
+
+
+def require_onnxruntime():
+    """The onnxruntime module, or an ImportError saying which extra installs it."""
+    try:
+        import onnxruntime  # noqa: PLC0415 - optional dependency
+    except ImportError as exc:
+        raise ImportError('ONNX support needs onnx and onnxruntime: pip install "yolact_edu[onnx]"') from exc
+    return onnxruntime
+
+
+def sidecar_paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    """(priors .npy, metadata .json) that sit beside an exported ``.onnx`` file."""
+    path = Path(path)
+    return path.with_suffix(".priors.npy"), path.with_suffix(".json")
+
+
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, force: bool = False) -> Path:
+    """Export a YOLACT's network to ``path`` (``.onnx``) with a dynamic batch, plus the priors and a
+    JSON description beside it (:func:`sidecar_paths`). The model is traced in eval mode on CPU in
+    float32 (a copy: ``model`` itself is not moved or changed). Existing files are refused unless
+    ``force``. Returns the ``.onnx`` path."""
+    cfg = model.cfg
+    if not isinstance(cfg, YolactConfig):
+        raise ValueError(f"ONNX export covers YOLACT; {cfg.name} is a {cfg.family} model")
+    if cfg.use_maskiou or any(cfg.dcn_layers):
+        raise ValueError(f"{cfg.name} is YOLACT++: its deformable convolutions and mask re-scoring are not "
+                         "exported; export a YOLACT config (e.g. yolact_resnet50)")
+    if getattr(model, "fast_path", None) is not None:
+        raise ValueError("export the model itself, not an optimize()d copy (its BatchNorm is folded, its "
+                         "layout channels-last)")
+    path = Path(path)
+    if path.suffix != ".onnx":
+        raise ValueError(f"the exported file must end in .onnx, got {path}")
+    priors_path, meta_path = sidecar_paths(path)
+    existing = [p for p in (path, priors_path, meta_path) if p.exists()]
+    if existing and not force:
+        raise FileExistsError(f"{existing[0]} exists; pass --force (force=True) to replace it")
+    require_onnxruntime()
+    import copy
+
+    traced = copy.deepcopy(model).float().cpu().eval()
+    wrapper = _RawOutputs(traced).eval()
+    example = torch.zeros(batch, 3, cfg.max_size, cfg.max_size)
+    with torch.no_grad():
+        raw = traced(example)
+    dynamic = {name: {0: "batch"} for name in ("image", *OUTPUT_NAMES)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with warnings.catch_warnings():
+        # the TorchScript exporter warns that it is deprecated, and the tracer that the priors'
+        # numpy grid is a constant: it is, for a fixed input size, and is saved beside the model
+        warnings.simplefilter("ignore")
+        torch.onnx.export(wrapper, (example,), str(partial), dynamo=False, input_names=["image"],
+                          output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic, opset_version=OPSET)
+    np.save(priors_path, raw["priors"].numpy())
+    meta = {"format": "yolact_edu onnx", "opset": OPSET, "config": config_to_dict(cfg),
+            "input": {"name": "image", "shape": ["batch", 3, cfg.max_size, cfg.max_size], "dtype": "float32",
+                      "normalization": cfg.normalization},
+            "outputs": {name: list(raw[name].shape[1:]) for name in OUTPUT_NAMES},
+            "priors": priors_path.name, "postprocessing": POSTPROCESSING, "torch": torch.__version__}
+    write_atomically(meta_path, json.dumps(meta, indent=1) + "\n")
+    os.replace(partial, path)
+    return path
+
+
+class OnnxYolact:
+    """An exported YOLACT run by onnxruntime on the CPU, with :meth:`predict` and :meth:`detect` as
+    the PyTorch model has them (same preprocessing, same post-processing code).
+
+    path: the ``.onnx`` file written by :func:`export_onnx` (its ``.json`` and ``.priors.npy`` beside it).
+    """
+
+    def __init__(self, path: str | os.PathLike, providers: list[str] | None = None):
+        ort = require_onnxruntime()
+        path = Path(path)
+        priors_path, meta_path = sidecar_paths(path)
+        for needed in (path, priors_path, meta_path):
+            if not needed.is_file():
+                raise FileNotFoundError(f"{needed} is missing: export_onnx writes the .onnx file with its "
+                                        ".json and .priors.npy beside it")
+        meta = json.loads(meta_path.read_text())
+        if meta.get("format") != "yolact_edu onnx":
+            raise ValueError(f"{meta_path} is not a yolact_edu ONNX description (field 'format' is "
+                             f"{meta.get('format')!r})")
+        self.cfg = config_from_dict(meta["config"], YolactConfig)
+        self.priors = torch.from_numpy(np.load(priors_path))
+        self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+        self.path = path
+
+    def raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Normalised batch [B,3,S,S] -> the raw dict of :meth:`Yolact.forward` (CPU tensors)."""
+        expected = (3, self.cfg.max_size, self.cfg.max_size)
+        if tuple(x.shape[1:]) != expected:
+            raise ValueError(f"{self.path.name} takes [B,{','.join(map(str, expected))}] input, got {tuple(x.shape)}")
+        outputs = self.session.run(list(OUTPUT_NAMES), {"image": x.detach().cpu().float().numpy()})
+        raw = {name: torch.from_numpy(value) for name, value in zip(OUTPUT_NAMES, outputs)}
+        raw["priors"] = self.priors
+        return raw
+
+    def preprocess(self, images) -> torch.Tensor:
+        """Images as :meth:`Yolact.preprocess` takes them -> [B,3,S,S] on the CPU."""
+        images = images if isinstance(images, (list, tuple)) else [images]
+        return preprocess_images(list(images), self.cfg.max_size, self.cfg.normalization, "cpu")
+
+    def detect(self, raw: dict, image_sizes, **kwargs) -> list[Detections]:
+        """:func:`yolact_edu.postprocess.detect` on the ONNX outputs."""
+        return detect(raw, self.cfg, image_sizes, **kwargs)
+
+    def predict(self, images, **detect_kwargs):
+        """Images -> Detections (a list of them for a list of images), as :meth:`Yolact.predict`."""
+        single = not isinstance(images, (list, tuple))
+        image_list = [images] if single else list(images)
+        found = self.detect(self.raw(self.preprocess(image_list)), [image_size(im) for im in image_list],
+                            **detect_kwargs)
+        return found[0] if single else found
+
+
+__all__ = ["export_onnx", "OnnxYolact", "sidecar_paths", "require_onnxruntime", "OUTPUT_NAMES", "POSTPROCESSING"]
