@@ -1,6 +1,7 @@
 """`yolact-edu bench speed`: the table, the JSON, the stages and the ratios of one run."""
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -69,3 +70,20 @@ def test_bad_options_are_one_line(capsys):
     with pytest.raises(SystemExit):
         main(["bench", "speed", "--image-size", "640by480"])
     assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_cli_times_a_trained_model_on_a_given_image(tmp_path, capsys):
+    from yolact_edu.data.images import sample_image
+    from yolact_edu.lessons.pretrained import SHIPPED_WEIGHTS
+
+    image = tmp_path / "photo.png"
+    cv2.imwrite(str(image), sample_image()[:200, :300, ::-1])
+    out = tmp_path / "speed.json"
+    assert main(["bench", "speed", "--weights", str(SHIPPED_WEIGHTS["yolact_tiny"]), "--image", str(image),
+                 "--detections", "10", "--repeats", "1", "--warmup", "0", "--fast", "on", "--no-stages",
+                 "--device", "cpu", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["image_size"] == [200, 300] and result["settings"]["weights"].endswith(".pth")
+    assert [(r["config"], r["fast"], r["stages_ms"]) for r in result["rows"]] == [("yolact_tiny", True, None)]
+    assert main(["bench", "speed", "--weights", str(image), "--configs", "yolact_tiny", "--output", str(out)]) == 1
+    assert "not both" in capsys.readouterr().err

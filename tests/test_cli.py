@@ -38,3 +38,17 @@ def test_configs_lists_every_config(capsys):
     assert "yolact_plus_base" in out and "YOLACT++" in out and "yolact_tiny" in out
     lines = {line.split()[0]: line for line in out.splitlines()}
     assert "light augmentation" in lines["yolact_tiny"] and "original augmentation" in lines["yolact_base"]
+
+
+def test_predict_fast_draws_what_eager_draws(tmp_path, capsys):
+    from yolact_edu.lessons.pretrained import SHIPPED_WEIGHTS
+
+    weights = str(SHIPPED_WEIGHTS["yolact_tiny"])
+    assert main(["predict", "--weights", weights, "--output", str(tmp_path / "eager")]) == 0
+    assert main(["predict", "--weights", weights, "--fast", "--autocast", "bf16",
+                 "--output", str(tmp_path / "fast")]) == 0
+    assert "fast path: " in capsys.readouterr().out
+    eager = json.loads((tmp_path / "eager" / "detections.json").read_text())
+    fast = json.loads((tmp_path / "fast" / "detections.json").read_text())
+    confident = [r["category"] for r in eager if r["score"] > 0.5]
+    assert confident and confident == [r["category"] for r in fast if r["score"] > 0.5]

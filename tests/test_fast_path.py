@@ -150,3 +150,27 @@ def test_the_relatives_take_the_switch_too(val_images):
     fast = model.optimize(autocast="fp32")
     report = detection_agreement(model.predict(val_images[0]), fast.predict(val_images[0]), top=20)
     assert report["agrees"], report
+
+
+@pytest.mark.parametrize("count, proto, height, width, half_side", [
+    (40, 69, 480, 640, 0.05),      # small boxes: windows
+    (40, 69, 480, 640, 0.5),       # large boxes: whole-image interpolation
+    (40, 32, 301, 97, 0.2),        # mixed, odd sizes
+    (0, 32, 50, 60, 0.1),
+])
+def test_upsampling_inside_the_boxes_gives_the_same_masks(count, proto, height, width, half_side):
+    from yolact_edu.ops.assemble import assemble_masks, masks_to_image, masks_to_image_in_boxes
+
+    generator = torch.Generator().manual_seed(count + proto)
+    prototypes = torch.rand(proto, proto, 16, generator=generator)
+    coefs = torch.randn(count, 16, generator=generator) * 0.4
+    centres = torch.rand(count, 2, generator=generator) * 1.2 - 0.1          # some boxes leave the image
+    sides = torch.rand(count, 2, generator=generator) * half_side + 0.002
+    boxes = torch.cat([centres - sides, centres + sides], 1)
+    soft = assemble_masks(prototypes, coefs, boxes, crop_masks=True)
+    reference = masks_to_image(soft, height, width)
+    found = masks_to_image_in_boxes(soft, boxes, height, width)
+    assert found.shape == (count, height, width) and found.dtype == torch.bool
+    assert torch.equal(found, reference)
+    if count:
+        assert reference.any()

@@ -244,3 +244,32 @@ def test_overfitting_two_images_learns_their_masks(shapes, tmp_path):
             inter = (detections.masks & gt_mask).flatten(1).sum(1).float()
             union = (detections.masks | gt_mask).flatten(1).sum(1).float()
             assert (inter / union.clamp(min=1)).max() > 0.5
+
+
+def test_bf16_channels_last_training_steps_and_resumes_exactly(train_set, tmp_path):
+    """The fast training settings (yolact-edu train --fast): bf16 autocast on the CPU, channels-last
+    weights and images; the loss is finite, the weights move, and resuming still gives the weights
+    of an unbroken run."""
+    kwargs = dict(batch_size=2, max_iter=6, seed=3, progress=False, log_every=1, checkpoint_every=3,
+                  amp="bf16", channels_last=True)
+    straight = Trainer(new_model(), train_set, out_dir=tmp_path / "straight", **kwargs)
+    assert straight.autocast_dtype == torch.bfloat16 and not straight.use_amp
+    conv = straight.model.backbone.conv1.weight
+    assert conv.is_contiguous(memory_format=torch.channels_last)
+    before = conv.detach().clone()
+    straight.run()
+    assert not torch.equal(before, straight.model.backbone.conv1.weight)
+    log = read_log(tmp_path / "straight" / "log.csv")
+    assert all(torch.isfinite(torch.tensor(log["total"])))
+
+    def stop_at_three(event, info):
+        if event == "log" and info["iteration"] == 3:
+            first.request_stop()
+    first = Trainer(new_model(), train_set, out_dir=tmp_path / "broken", callbacks=[stop_at_three], **kwargs)
+    first.run()
+    second = Trainer(new_model(seed=1), train_set, out_dir=tmp_path / "broken", resume="auto", **kwargs)
+    second.run()
+    for key, value in straight.model.state_dict().items():
+        assert torch.equal(value, second.model.state_dict()[key]), key
+    with pytest.raises(ValueError, match="amp must be True, False or 'bf16'"):
+        Trainer(new_model(), train_set, out_dir=tmp_path / "bad", amp="fp8")

@@ -56,11 +56,15 @@ def add_parser(kinds) -> None:
                "  yolact-edu bench speed --maskrcnn --output outputs/bench/speed_cpu.json\n"
                "  yolact-edu bench speed --device cuda --configs yolact_resnet50,yolact_base --batch 1,32 "
                "--image-size 550x550 --compile")
-    speed.add_argument("--configs", type=config_names, default=["yolact_resnet50"],
-                       help="comma-separated YOLACT configs (default: yolact_resnet50)")
+    speed.add_argument("--configs", type=config_names, default=None,
+                       help="comma-separated YOLACT configs, random weights (default: yolact_resnet50)")
+    speed.add_argument("--weights", help="time this trained YOLACT checkpoint instead (its boxes have real sizes, "
+                                         "which the upsampling's cost follows)")
+    speed.add_argument("--image", help="an image file to time on instead of the bundled sample (resized to "
+                                       "--image-size only if that is given)")
     speed.add_argument("--batch", type=whole_numbers, default=[1], help="batch sizes, e.g. 1,8,32 (default: 1)")
-    speed.add_argument("--image-size", type=image_size, default=(480, 640), metavar="WxH",
-                       help="size of the test image (the bundled sample, resized; default: 640x480)")
+    speed.add_argument("--image-size", type=image_size, default=None, metavar="WxH",
+                       help="size of the test image (default: 640x480 for the bundled sample; --image's own)")
     speed.add_argument("--detections", type=positive_int, default=100,
                        help="detections per image, forced (default: %(default)s)")
     speed.add_argument("--fast", choices=("both", "on", "off"), default="both",
@@ -92,20 +96,33 @@ def run(args) -> int:
 
     from ..bench import speed
     from ..build import build_model
-    from ..data.images import sample_image
+    from ..config import YolactConfig
+    from ..data.images import read_image, sample_image
     from ..files.output_folder import OutputFolder
+    from ..training.checkpoint import load_model
 
+    if args.weights and args.configs:
+        raise ValueError("give --configs (random weights) or --weights (a trained model), not both")
     output = Path(args.output)
     outputs = OutputFolder(output.parent, force=args.force)
     outputs.check([output.name])
     chosen = device(args.device)
-    height, width = args.image_size
-    image = cv2.resize(sample_image(), (width, height), interpolation=cv2.INTER_AREA)
+    image = read_image(args.image) if args.image else sample_image()
+    if args.image_size or not args.image:
+        height, width = args.image_size or (480, 640)
+        image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    height, width = image.shape[:2]
     modes = {"both": (False, True), "on": (True,), "off": (False,)}[args.fast]
     rows = []
-    for name in args.configs:
+    for name in ([None] if args.weights else args.configs or ["yolact_resnet50"]):
         torch.manual_seed(args.seed)
-        eager = build_model(name).eval().to(chosen)
+        if name is None:
+            eager = load_model(args.weights, device=chosen).float().eval()
+            name = eager.cfg.name
+            if not isinstance(eager.cfg, YolactConfig):
+                raise ValueError(f"{args.weights} holds a {eager.cfg.family} model; bench speed times YOLACT")
+        else:
+            eager = build_model(name).eval().to(chosen)
         for fast in modes:
             model = eager.optimize(autocast=args.autocast, compile=args.compile) if fast else eager
             dtype = (model.fast_path.autocast or "fp32") if fast else "fp32"
@@ -127,8 +144,10 @@ def run(args) -> int:
         row.update(config=speed.MASKRCNN, device=str(chosen), dtype="fp32", fast=False, fast_path=None)
         rows.append(row)
     result = {"environment": speed.environment(chosen), "command": shlex.join(["yolact-edu", *sys.argv[1:]]),
-              "settings": {"image_size": [height, width], "detections": args.detections, "repeats": args.repeats,
-                           "warmup": args.warmup, "compile": args.compile, "autocast": args.autocast},
+              "settings": {"image_size": [height, width], "image": args.image or "bundled sample",
+                           "weights": args.weights or "random", "detections": args.detections,
+                           "repeats": args.repeats, "warmup": args.warmup, "compile": args.compile,
+                           "autocast": args.autocast},
               "rows": rows, "ratios": speed.speed_ratios(rows)}
     env = result["environment"]
     print(f"{env['machine']}, torch {env['torch']}" + (f", CUDA {env['cuda']}, driver {env['driver']}"

@@ -112,6 +112,16 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="replace existing files that yolact-edu did not write (never the inputs)")
 
 
+def warn_without_native_bf16(chosen) -> None:
+    """A one-line warning when bf16 is asked for on a CPU that only emulates it (much slower)."""
+    import warnings
+
+    from ..model.fast_path import cpu_has_native_bf16
+    if chosen.type == "cpu" and not cpu_has_native_bf16():
+        warnings.warn("this CPU has no native bf16 (AVX512-BF16 or AMX): --fast will be slower than fp32 here",
+                      stacklevel=2)
+
+
 def inference_model(args):
     """The model the options of :func:`add_inference_options` ask for, on its device, with the
     score threshold to draw at and extra ``detect`` keywords: (model, threshold, detect_kwargs)."""

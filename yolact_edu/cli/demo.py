@@ -25,7 +25,7 @@ from ..training.evaluation import evaluate
 from ..training.log import read_log
 from ..training.trainer import Trainer
 from ..viz.draw import draw_detections, encode_image, plot_loss_curves, prototype_grid
-from .common import SHAPES_ROOT, add_device_option, formatter, non_negative_int, positive_int
+from .common import SHAPES_ROOT, add_device_option, formatter, non_negative_int, positive_int, warn_without_native_bf16
 from .common import device as chosen_device
 
 # Full demo: iterations of yolact_tiny at its batch size. Quick: enough to exercise every step.
@@ -37,8 +37,11 @@ CHECKPOINT = "yolact_tiny_shapes.pth"
 
 def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data/shapes", *,
              quick: bool = False, max_iter: int | None = None, device: str | torch.device | None = None,
-             seed: int = 0, num_drawn: int = 8, progress: bool = True, force: bool = False) -> dict:
+             seed: int = 0, num_drawn: int = 8, progress: bool = True, force: bool = False,
+             fast: bool = False) -> dict:
     """Train, evaluate and draw; returns the metrics dict also written to ``metrics.json``.
+
+    fast: train under bf16 autocast in channels-last (``yolact-edu train --fast``).
 
     Files in ``out_dir`` that an earlier demo wrote are replaced; a file of the user's in the way
     stops it before training (:class:`~yolact_edu.files.output_folder.OutputConflict`) unless ``force``."""
@@ -68,7 +71,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
           f"Ctrl+C stops early and still evaluates")
     trainer = Trainer(model, train_set, out_dir=run_dir, max_iter=max_iter, device=device, seed=seed,
                       checkpoint_every=10**9, keep_checkpoints=1, log_every=5 if quick else 20,
-                      progress=progress)
+                      progress=progress, amp="bf16" if fast else True, channels_last=fast)
     summary = trainer.run()
     train_seconds = time.perf_counter() - start
 
@@ -150,13 +153,19 @@ def add_parser(sub) -> None:
     demo.add_argument("--max-iter", type=positive_int, help="override the number of iterations")
     add_device_option(demo)
     demo.add_argument("--seed", type=non_negative_int, default=0)
+    demo.add_argument("--fast", action="store_true",
+                      help="train under bf16 autocast in channels-last: much faster on a CPU with native bf16 "
+                           "(AVX512-BF16 or AMX), slower on one without; docs/benchmarks.md has the figures")
     demo.add_argument("--force", action="store_true",
                       help="replace files in the output folder that yolact-edu did not write")
 
 
 def run(args) -> int:
-    run_demo(args.output, args.data, quick=args.quick, max_iter=args.max_iter, device=chosen_device(args.device),
-             seed=args.seed, force=args.force)
+    chosen = chosen_device(args.device)
+    if args.fast:
+        warn_without_native_bf16(chosen)
+    run_demo(args.output, args.data, quick=args.quick, max_iter=args.max_iter, device=chosen,
+             seed=args.seed, force=args.force, fast=args.fast)
     return 0
 
 

@@ -13,6 +13,7 @@ from .common import (
     positive_float,
     positive_int,
     shapes_paths,
+    warn_without_native_bf16,
 )
 
 
@@ -59,8 +60,8 @@ def add_parser(sub) -> None:
     recipe.add_argument("--freeze-backbone", action="store_true", help="train only FPN, protonet and heads")
     recipe.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA")
     recipe.add_argument("--fast", action="store_true",
-                        help="bf16 autocast (on CPU too) and channels-last: about 1.7x the images/s of fp32 on a CPU "
-                             "with native bf16 (AVX512-BF16 or AMX; docs/benchmarks.md), much slower on one without")
+                        help="bf16 autocast (on CPU too) and channels-last: much faster on a CPU with native bf16 "
+                             "(AVX512-BF16 or AMX), slower on one without; docs/benchmarks.md has the figures")
     recipe.add_argument("--seed", type=non_negative_int, default=0)
     run = train.add_argument_group("run")
     run.add_argument("--output", default="outputs/train", help="output folder (default: %(default)s)")
@@ -129,6 +130,8 @@ def run(args) -> int:
         if args.weights and not args.resume:
             load_matching(model, args.weights, verbose=main)
         chosen = device(args.device)
+        if args.fast:
+            warn_without_native_bf16(chosen)
         trainer = Trainer(model, train_set, val_dataset=val_set, out_dir=args.output, batch_size=args.batch_size,
                           max_iter=args.max_iter, lr=args.lr, freeze_bn=args.freeze_bn,
                           freeze_backbone=args.freeze_backbone, amp="bf16" if args.fast else not args.no_amp,

@@ -40,7 +40,7 @@ def assemble_masks(proto: torch.Tensor, coefs: torch.Tensor, boxes: torch.Tensor
 
 
 UPSAMPLE_CHUNK_BYTES = 64 * 2**20   # float32 working memory of one upsampling step
-WINDOW_SHARE = 0.2   # windows above this share of the image: whole-image interpolation is faster
+WINDOW_SHARE = 0.1   # windows above this share of the image: whole-image interpolation is faster
 
 
 def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5,
@@ -94,31 +94,38 @@ def masks_to_image_in_boxes(masks: torch.Tensor, boxes: torch.Tensor, height: in
     written out (two source rows, then two source columns, PyTorch's weights), so its cost follows
     the boxes' area instead of n x height x width. Masks go a few at a time, as in :func:`masks_to_image`."""
     count, hp, wp = masks.shape
-    out = torch.zeros((count, height, width), dtype=torch.bool, device=masks.device)
     if count == 0:
-        return out
+        return torch.zeros((0, height, width), dtype=torch.bool, device=masks.device)
     r0, r1, c0, c1 = _box_windows(boxes, (hp, wp), (height, width), padding)
     i0, i1, a0, a1 = _bilinear_sources(height, hp, masks.device)
     j0, j1, b0, b1 = _bilinear_sources(width, wp, masks.device)
     spans = torch.stack([r0, r1 - r0, c0, c1 - c0], 1).tolist()
-    # smallest windows first, so that a chunk's common window size wastes little
+    # smallest windows first; windows above WINDOW_SHARE of the image go to whole-image interpolation,
+    # which is faster there
     order = sorted(range(count), key=lambda k: spans[k][1] * spans[k][3])
+    small = [k for k in order if spans[k][1] * spans[k][3] <= WINDOW_SHARE * height * width]
+    large = order[len(small):]
+    if not small:
+        return masks_to_image(masks, height, width, threshold)
+    out = torch.zeros((count, height, width), dtype=torch.bool, device=masks.device)
+    if large:
+        index = torch.tensor(large, device=masks.device)
+        out[index] = masks_to_image(masks[index], height, width, threshold)
     start = 0
-    while start < count:
+    while start < len(small):
         stop, rows_max, cols_max = start, 1, 1
-        while stop < count:        # as many masks as fit the memory budget at their largest window
-            span = spans[order[stop]]
+        smallest = max(1, spans[small[start]][1] * spans[small[start]][3])
+        while stop < len(small):
+            # masks of similar window size (within 2x of the group's smallest area), as many as fit
+            # the memory budget at the group's largest window
+            span = spans[small[stop]]
             rows_next, cols_next = max(rows_max, span[1]), max(cols_max, span[3])
-            if stop > start and (stop - start + 1) * rows_next * max(cols_next, wp) * 4 > UPSAMPLE_CHUNK_BYTES:
+            if stop > start and (rows_next * cols_next > 2 * smallest
+                                 or (stop - start + 1) * rows_next * max(cols_next, wp) * 4 > UPSAMPLE_CHUNK_BYTES):
                 break
             rows_max, cols_max, stop = rows_next, cols_next, stop + 1
-        chosen = order[start:stop]
+        chosen = small[start:stop]
         index = torch.tensor(chosen, device=masks.device)
-        if rows_max * cols_max > WINDOW_SHARE * height * width:
-            # boxes this large: the library's interpolation over the whole image is the faster one
-            out[index] = upsample_masks(masks[index], height, width) > threshold
-            start = stop
-            continue
         part, n = masks[index], len(chosen)
         rows = (r0[index, None] + torch.arange(rows_max, device=masks.device)).clamp_(max=height - 1)
         cols = (c0[index, None] + torch.arange(cols_max, device=masks.device)).clamp_(max=width - 1)

@@ -47,10 +47,13 @@ def checked_pixels(image) -> torch.Tensor:
 
 
 def _to_0_255(pixels: torch.Tensor, device) -> torch.Tensor:
-    """Checked pixels (uint8, or float in [0, 1]) -> float32 on ``device`` with values 0..255."""
+    """Checked pixels (uint8, or float in [0, 1]) -> float32 on ``device`` with values 0..255.
+
+    Moved first, converted on the device: a copy to a GPU then carries one byte per uint8 pixel
+    instead of four (``.to(device, dtype)`` converts on the host for host-to-GPU copies)."""
     if pixels.dtype == torch.uint8:
-        return pixels.to(device=device, dtype=torch.float32)
-    return pixels.to(device=device, dtype=torch.float32) * 255.0
+        return pixels.to(device).to(torch.float32)
+    return pixels.to(device).to(torch.float32) * 255.0
 
 
 def image_to_tensor(image, device: torch.device | str = "cpu") -> torch.Tensor:
