@@ -20,7 +20,7 @@ PACKAGE = Path(yolact_edu.__file__).resolve().parent
 REPO = PACKAGE.parent
 TOP_LEVEL = {"__init__.py", "config.py", "detections.py", "loss.py", "weights.py", "postprocess.py", "build.py",
              "model", "ops", "data", "training", "relatives", "widgets", "lessons", "cli",
-             "files", "viz", "bench", "assets"}
+             "files", "viz", "bench", "deploy", "assets"}
 
 
 def library_modules() -> dict[str, Path]:
