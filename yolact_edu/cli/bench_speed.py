@@ -72,8 +72,8 @@ def add_parser(kinds) -> None:
     speed.add_argument("--autocast", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                        help="the fast path's precision (default: auto = fp16 on CUDA, bf16 on CPUs with native "
                             "bf16, else fp32)")
-    speed.add_argument("--compile", action="store_true", help="torch.compile the fast path's network (slow to "
-                                                              "compile on a CPU)")
+    speed.add_argument("--compile", action="store_true",
+                       help="torch.compile the fast path's network (meant for GPUs; compiling counts as warm-up)")
     speed.add_argument("--maskrcnn", action="store_true",
                        help="also time torchvision's Mask R-CNN R50-FPN (eager fp32, batch 1, same image, same "
                             "forced detections) for the ratio")

@@ -8,8 +8,9 @@ What the copy does differently, and why each step is safe:
 * channels-last memory format: the layout oneDNN (CPU) and cuDNN (tensor cores) convolve fastest.
 * autocast: bf16 on CPUs with native bf16 instructions (AVX512-BF16 or AMX), fp16 on CUDA GPUs,
   fp32 elsewhere; post-processing always runs in fp32.
-* optionally ``torch.compile`` (``compile=True``): it pays on GPUs at fixed input sizes; on a small
-  CPU the compile itself takes minutes.
+* optionally ``torch.compile`` (``compile=True``): meant for GPUs at fixed input sizes; on a 2-core
+  CPU it compiled in about 30 s and gained nothing measurable (docs/benchmarks.md), so it is off by
+  default.
 * batched post-processing (:func:`~yolact_edu.postprocess.detect_batched`): Fast NMS and mask
   assembly for the whole batch on fixed-size tensors, no host synchronisation until the result is
   read, and only the kept detections' masks upsampled.

@@ -50,7 +50,7 @@ class InstanceSegmenter:
 
         autocast: "auto" (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), "fp32", "fp16"
         or "bf16"; channels_last: convolve in channels-last memory format; compile: ``torch.compile``
-        the network (pays on GPUs; compiling takes minutes on a small CPU). BatchNorm is always
+        the network (meant for GPUs; no gain measured on a 2-core CPU). BatchNorm is always
         folded into the convolutions. Call it after moving the model to its device:
         ``fast = model.to("cuda").optimize()``. See :mod:`yolact_edu.model.fast_path`.
         """
