@@ -6,8 +6,10 @@ that compare our loader against it check two independent descriptions.
     official_shapes("yolact_base")      # {"backbone.conv1.weight": (64, 3, 7, 7), ...}
     make_state_dict("yolact_base", 0)   # same keys, random CPU tensors
 
-The key order follows the original ``state_dict``: backbone, proto_net,
-(maskiou_net), fpn, prediction_layers.0, semantic_seg_conv.
+The order of the top-level parts follows the original ``state_dict``: backbone, proto_net,
+(maskiou_net), fpn, prediction_layers.0, semantic_seg_conv. Inside a ResNet backbone the stem
+(conv1, bn1) comes first here, where the original registers ``layers`` before it; loading goes by
+key, so the order does not matter there.
 """
 
 from __future__ import annotations
