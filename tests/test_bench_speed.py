@@ -68,6 +68,12 @@ def test_bad_options_are_one_line(capsys):
         main(["bench", "speed", "--configs", "yolact_huge"])
     assert "yolact_huge is not a YOLACT config" in capsys.readouterr().err
     with pytest.raises(SystemExit):
+        main(["bench", "speed", "--batch", "1,x"])
+    assert "expected a comma-separated list of batch sizes" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["bench", "compare", "--counts", ","])
+    assert "expected a comma-separated list of instance counts" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         main(["bench", "speed", "--image-size", "640by480"])
     assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
 

@@ -44,6 +44,8 @@ def test_same_detections_as_pytorch(shipped, exported):
     dataset = shapes_dataset("val")
     images = [dataset.load_image(i) for i in range(4)]
     runtime = OnnxYolact(exported)
+    batch = torch.from_numpy(images[0]).permute(2, 0, 1)[None]          # a 4-D tensor is a batch, as in predict
+    assert [len(d) for d in runtime.predict(batch)] == [len(shipped.predict(images[0]))]
     for reference, found in zip(shipped.predict(images), runtime.predict(images)):
         assert len(reference) == len(found) > 0
         assert torch.equal(reference.labels, found.labels)

@@ -113,7 +113,7 @@ def network_outputs(model, image) -> tuple[dict, dict[str, float]]:
     with stage_timer(timings, "preprocess", device):
         x = model.preprocess(image)
     with stage_timer(timings, "network", device):
-        raw = model.network(x) if hasattr(model, "network") else model(x)   # network(): the fast path's way
+        raw = model.network(x)             # as predict does: an optimize()d copy's way
     return raw, timings
 
 

@@ -14,16 +14,9 @@ from .common import (
     formatter,
     non_negative_int,
     positive_int,
+    positive_int_list,
     shapes_paths,
 )
-
-
-def counts(text: str) -> list[int]:
-    """"1,5,10" -> [1, 5, 10] (each a whole number >= 1)."""
-    values = [positive_int(part.strip()) for part in text.split(",") if part.strip()]
-    if not values:
-        raise ValueError(f"expected a comma-separated list of instance counts, got {text!r}")
-    return values
 
 
 def model_list(text: str) -> list[str]:
@@ -73,7 +66,7 @@ def add_parser(sub) -> None:
     compare.add_argument("--annotations", help="COCO instances JSON (default: the shapes val split)")
     compare.add_argument("--images", help="image folder (default: the shapes val images)")
     compare.add_argument("--max-images", type=positive_int, help="score only the first N images")
-    compare.add_argument("--counts", type=counts, default=[1, 5, 10, 25, 50, 100],
+    compare.add_argument("--counts", type=positive_int_list("instance counts"), default=[1, 5, 10, 25, 50, 100],
                          help="instance counts to time (default: 1,5,10,25,50,100)")
     compare.add_argument("--repeats", type=positive_int, default=7, help="timed runs per point (default: %(default)s)")
     compare.add_argument("--warmup", type=non_negative_int, default=2, help="untimed runs first (default: %(default)s)")
@@ -216,4 +209,4 @@ def run_compare(args) -> int:
     return 0
 
 
-__all__ = ["add_parser", "run", "run_compare", "run_prototypes", "counts", "model_list", "model_weights"]
+__all__ = ["add_parser", "run", "run_compare", "run_prototypes", "model_list", "model_weights"]

@@ -5,15 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device_option, device, formatter, non_negative_int, positive_int
-
-
-def whole_numbers(text: str) -> list[int]:
-    """"1,8,32" -> [1, 8, 32]."""
-    try:
-        return [positive_int(part.strip()) for part in text.split(",") if part.strip()] or [positive_int("")]
-    except argparse.ArgumentTypeError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers >= 1, got {text!r}") from None
+from .common import add_device_option, device, formatter, non_negative_int, positive_int, positive_int_list
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -62,7 +54,8 @@ def add_parser(kinds) -> None:
                                          "which the upsampling's cost follows)")
     speed.add_argument("--image", help="an image file to time on instead of the bundled sample (resized to "
                                        "--image-size only if that is given)")
-    speed.add_argument("--batch", type=whole_numbers, default=[1], help="batch sizes, e.g. 1,8,32 (default: 1)")
+    speed.add_argument("--batch", type=positive_int_list("batch sizes"), default=[1],
+                       help="batch sizes, e.g. 1,8,32 (default: 1)")
     speed.add_argument("--image-size", type=image_size, default=None, metavar="WxH",
                        help="size of the test image (default: 640x480 for the bundled sample; --image's own)")
     speed.add_argument("--detections", type=positive_int, default=100,

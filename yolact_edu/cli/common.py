@@ -32,6 +32,21 @@ def positive_int(text: str) -> int:
     return _whole_number(text, 1)
 
 
+def positive_int_list(what: str):
+    """argparse type for "1,5,10" -> [1, 5, 10]: at least one whole number >= 1; an error names
+    ``what`` the numbers are (e.g. "batch sizes")."""
+    def parse(text: str) -> list[int]:
+        try:
+            values = [positive_int(part.strip()) for part in text.split(",") if part.strip()]
+        except argparse.ArgumentTypeError:
+            values = []
+        if not values:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list of {what} (whole numbers >= 1), "
+                                             f"got {text!r}")
+        return values
+    return parse
+
+
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0."""
     return _whole_number(text, 0)

@@ -34,7 +34,7 @@ from torch import nn
 from ..config import YolactConfig, config_from_dict, config_to_dict
 from ..detections import Detections
 from ..files.atomic_write import write_atomically
-from ..model.segmenter import image_size
+from ..model.segmenter import as_image_list, image_size
 from ..ops.preprocess import preprocess_images
 from ..postprocess import detect
 
@@ -157,20 +157,19 @@ class OnnxYolact:
 
     def preprocess(self, images) -> torch.Tensor:
         """Images as :meth:`Yolact.preprocess` takes them -> [B,3,S,S] on the CPU."""
-        images = images if isinstance(images, (list, tuple)) else [images]
-        return preprocess_images(list(images), self.cfg.max_size, self.cfg.normalization, "cpu")
+        return preprocess_images(as_image_list(images)[0], self.cfg.max_size, self.cfg.normalization, "cpu")
 
     def detect(self, raw: dict, image_sizes, **kwargs) -> list[Detections]:
         """:func:`yolact_edu.postprocess.detect` on the ONNX outputs."""
         return detect(raw, self.cfg, image_sizes, **kwargs)
 
     def predict(self, images, **detect_kwargs):
-        """Images -> Detections (a list of them for a list of images), as :meth:`Yolact.predict`."""
-        single = not isinstance(images, (list, tuple))
-        image_list = [images] if single else list(images)
+        """Images -> Detections (a list of them for a list of images or a 4-D tensor), as
+        :meth:`Yolact.predict`."""
+        image_list, batch = as_image_list(images)
         found = self.detect(self.raw(self.preprocess(image_list)), [image_size(im) for im in image_list],
                             **detect_kwargs)
-        return found[0] if single else found
+        return found if batch else found[0]
 
 
 __all__ = ["export_onnx", "OnnxYolact", "sidecar_paths", "require_onnxruntime", "OUTPUT_NAMES", "POSTPROCESSING"]

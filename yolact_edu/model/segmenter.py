@@ -31,6 +31,14 @@ def image_size(image) -> tuple[int, int]:
     return int(image.shape[-2]), int(image.shape[-1])
 
 
+def as_image_list(images) -> tuple[list, bool]:
+    """(the images as a list, whether they came as a batch): a list or tuple of images, or a 4-D
+    tensor [B,3,H,W], is a batch; one HxWx3 array or [3,H,W] tensor is a single image."""
+    if isinstance(images, (list, tuple)) or (isinstance(images, torch.Tensor) and images.dim() == 4):
+        return list(images), True
+    return [images], False
+
+
 class InstanceSegmenter:
     """Mixin for an ``nn.Module`` with a ``cfg`` (:class:`~yolact_edu.config.ModelConfig`) and a
     ``detect(raw, image_sizes, **kwargs)``: gives it ``preprocess`` and ``predict``."""
@@ -69,16 +77,8 @@ class InstanceSegmenter:
         Output values roughly in [-2.2, 2.7].
         See :mod:`yolact_edu.ops.preprocess`.
         """
-        return preprocess_images(self._as_list(images), self.cfg.max_size, self.cfg.normalization,
+        return preprocess_images(as_image_list(images)[0], self.cfg.max_size, self.cfg.normalization,
                                  self._device())
-
-    @staticmethod
-    def _as_list(images) -> list:
-        if isinstance(images, (list, tuple)):
-            return list(images)
-        if isinstance(images, torch.Tensor) and images.dim() == 4:
-            return list(images)
-        return [images]
 
     image_size = staticmethod(image_size)
 
@@ -94,9 +94,7 @@ class InstanceSegmenter:
         autocast: None (fp32), "fp16" or "bf16" — run the network under
         ``torch.autocast`` (post-processing stays fp32).
         """
-        single = not isinstance(images, (list, tuple)) and not (
-            isinstance(images, torch.Tensor) and images.dim() == 4)
-        image_list = self._as_list(images)
+        image_list, batch = as_image_list(images)
         was_training = self.training
         self.eval()  # BatchNorm must use its running statistics for inference
         try:
@@ -105,7 +103,7 @@ class InstanceSegmenter:
         finally:
             self.train(was_training)
         results = self.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
-        return results[0] if single else results
+        return results if batch else results[0]
 
     def network(self, x: torch.Tensor, autocast: str | None = None) -> dict:
         """The raw outputs for a preprocessed batch ``x`` [B,3,S,S], as ``self(x)``, under ``autocast``
@@ -143,4 +141,4 @@ class InstanceSegmenter:
         return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])
 
 
-__all__ = ["InstanceSegmenter", "image_size", "AUTOCAST_DTYPES"]
+__all__ = ["InstanceSegmenter", "image_size", "as_image_list", "AUTOCAST_DTYPES"]

@@ -405,7 +405,7 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
         with torch.no_grad():
             for images, targets in tqdm(loader, desc="evaluate", unit="batch", disable=not progress):
                 images = images.to(device)
-                raw = model.network(images) if hasattr(model, "network") else model(images)  # the fast path's
+                raw = model.network(images)        # as predict does: an optimize()d copy's way
                 detections = model.detect(raw, [t["orig_size"] for t in targets],
                                           score_threshold=score_threshold, **(detect_kwargs or {}))
                 for target, found in zip(targets, detections):

@@ -15,13 +15,13 @@ stage by stage.
 """
 from __future__ import annotations
 
-import platform
 import statistics
 from collections.abc import Mapping, Sequence
 
 import torch
 
-from ...bench.timing import STAGES, machine_name, timed_predict
+from ...bench.speed import environment
+from ...bench.timing import STAGES, timed_predict
 from ...build import build_model
 from ...training.evaluation import evaluate
 from .cost import INSTANCE_COUNTS, fixed_output_count, format_table, inference_time
@@ -59,12 +59,6 @@ def latency_curve(models: Mapping[str, torch.nn.Module], image, counts: Sequence
             curves[name]["median_ms"].append(timing["median_ms"])
             curves[name]["min_ms"].append(timing["min_ms"])
     return curves
-
-
-def environment(device) -> dict:
-    """Where the figures were taken: machine, torch version, Python."""
-    return {"machine": machine_name(device), "device": str(device), "torch": torch.__version__,
-            "python": platform.python_version()}
 
 
 def matched_comparison(models: Mapping[str, torch.nn.Module], dataset, image, *, max_images: int | None = None,
@@ -209,6 +203,6 @@ def paper_scale_table(result: dict) -> str:
     return format_table(rows, ["stage", "ms (median)"], decimals=1)
 
 
-__all__ = ["ACCURACY_COLUMNS", "parameter_count", "accuracy", "latency_curve", "environment",
+__all__ = ["ACCURACY_COLUMNS", "parameter_count", "accuracy", "latency_curve",
            "matched_comparison", "paper_scale", "accuracy_table", "latency_table", "paper_scale_table",
            "per_instance_ms", "summary_rows", "summary_table", "plot_comparison"]
