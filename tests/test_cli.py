@@ -45,8 +45,8 @@ def test_predict_fast_draws_what_eager_draws(tmp_path, capsys):
 
     weights = str(SHIPPED_WEIGHTS["yolact_tiny"])
     assert main(["predict", "--weights", weights, "--output", str(tmp_path / "eager")]) == 0
-    assert main(["predict", "--weights", weights, "--fast", "--autocast", "bf16",
-                 "--output", str(tmp_path / "fast")]) == 0
+    # the fast path's own precision: bf16 where the CPU has it, else fp32 (tests/test_precision.py)
+    assert main(["predict", "--weights", weights, "--fast", "--output", str(tmp_path / "fast")]) == 0
     assert "fast path: " in capsys.readouterr().out
     eager = json.loads((tmp_path / "eager" / "detections.json").read_text())
     fast = json.loads((tmp_path / "fast" / "detections.json").read_text())

@@ -3,10 +3,12 @@ detections match eager fp32 (same classes, boxes within 1 px, mask IoU >= 0.95 f
 import numpy as np
 import pytest
 import torch
+from cpu_support import needs_native_bf16
 
 import yolact_edu as ye
+from yolact_edu.bench.cpu import cpu_has_native_bf16
 from yolact_edu.lessons.pretrained import shapes_dataset, shipped_model
-from yolact_edu.model.fast_path import cpu_has_native_bf16, resolve_autocast
+from yolact_edu.model.fast_path import resolve_autocast
 from yolact_edu.ops.agreement import detection_agreement
 from yolact_edu.ops.nms import batched_fast_nms, fast_nms, stable_topk
 from yolact_edu.postprocess import detect, detect_batched
@@ -111,10 +113,12 @@ def test_fp32_fast_path_on_a_batch(shipped, val_images, eager_found):
         assert torch.equal(reference.labels, found.labels) and torch.equal(reference.masks, found.masks)
 
 
+@needs_native_bf16
 def test_bf16_fast_path(shipped, val_images, eager_found):
     """bf16 moves scores by about 0.01: confident detections pass the guard on every image; in the
     low-scoring tail, where near-threshold NMS decisions flip, the strict top-20 guard can fail
-    (docs/benchmarks.md gives the counts), so accuracy over the val set is checked too."""
+    (docs/benchmarks.md gives the counts), so accuracy over the val set is checked too. A promise of
+    CPUs with native bf16 only: elsewhere bf16 is refused (emulated, it missed this guard)."""
     fast = shipped.optimize(autocast="bf16")
     assert fast.fast_path.autocast == "bf16"
     for image, reference in zip(val_images, eager_found):
@@ -124,6 +128,7 @@ def test_bf16_fast_path(shipped, val_images, eager_found):
         assert report["max_score_diff"] < 0.05
 
 
+@needs_native_bf16
 def test_bf16_fast_path_keeps_the_accuracy(shipped):
     dataset = shapes_dataset("val", max_size=shipped.cfg.max_size)
     eager = evaluate(shipped, dataset, max_images=50, progress=False, verbose=False)
@@ -135,14 +140,11 @@ def test_bf16_fast_path_keeps_the_accuracy(shipped):
 def test_autocast_choice():
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
     assert resolve_autocast("fp32", cpu) is None
-    assert resolve_autocast("bf16", cpu) == "bf16"
+    assert resolve_autocast("bf16", cuda) == "bf16"
     assert resolve_autocast("auto", cuda) == "fp16"
     assert resolve_autocast("auto", cpu) == ("bf16" if cpu_has_native_bf16() else None)
     with pytest.raises(ValueError, match="autocast must be one of"):
         resolve_autocast("int8", cpu)
-    assert cpu_has_native_bf16("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16\n")
-    assert cpu_has_native_bf16("flags : fpu amx_bf16 amx_tile\n")
-    assert not cpu_has_native_bf16("flags : fpu sse avx2 avx512f\n")
 
 
 def test_the_relatives_take_the_switch_too(val_images):

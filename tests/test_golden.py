@@ -8,6 +8,7 @@ the comparison helpers, which other tests reuse for other inference paths.
 import numpy as np
 import pytest
 import torch
+from cpu_support import needs_native_bf16
 from golden_inputs import (
     GOLDEN_CONFIGS,
     GOLDEN_DIR,
@@ -114,6 +115,7 @@ def test_the_fast_path_reproduces_the_original(config_name, image):
     compare_detections(fast.detect(raw, image.shape[:2], score_threshold=0.0)[0], golden)
 
 
+@needs_native_bf16
 def test_the_bf16_fast_path_stays_near_the_original(image):
     """bf16 keeps 8 bits of mantissa: the raw outputs stay within 3% of the original's scale, value
     by value and in the column sums of loc, class scores and coefficients. (The prototypes' column

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 import torch
+from cpu_support import needs_native_bf16
 
 import yolact_edu as ye
 from conftest import spread_scores
@@ -170,6 +171,7 @@ def test_predict_restores_training_mode(images):
     assert model.training
 
 
+@needs_native_bf16
 def test_cpu_autocast_bf16_runs(tiny_model, images):
     dets = tiny_model.predict(images[0], autocast="bf16")
     assert dets.boxes.dtype == torch.float32 and len(dets) > 0

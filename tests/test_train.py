@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+from cpu_support import needs_native_bf16
 
 import yolact_edu as ye
 from yolact_edu.data import SHAPE_CLASSES, CocoDataset, make_shapes
@@ -246,6 +247,7 @@ def test_overfitting_two_images_learns_their_masks(shapes, tmp_path):
             assert (inter / union.clamp(min=1)).max() > 0.5
 
 
+@needs_native_bf16
 def test_bf16_channels_last_training_steps_and_resumes_exactly(train_set, tmp_path):
     """The fast training settings (yolact-edu train --fast): bf16 autocast on the CPU, channels-last
     weights and images; the loss is finite, the weights move, and resuming still gives the weights

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 
 import torch
 
+from .cpu import this_cpu
 from .timing import clock, machine_name, repeat_seconds, stage_timer
 
 STAGE_NAMES = ("preprocess", "backbone", "FPN", "protonet", "head", "NMS", "assembly", "upsampling")
@@ -30,11 +31,13 @@ POSTPROCESS_STAGES = {"decode + NMS": "NMS", "assembly + crop": "assembly", "ups
 
 
 def environment(device) -> dict:
-    """The machine a figure was taken on: device name, driver (CUDA), torch, Python, threads."""
+    """The machine a figure was taken on: device name, driver (CUDA), torch, Python, threads, and the
+    CPU with the flags that decide the fast path's precision (native bf16, VNNI)."""
     device = torch.device(device)
+    cpu = this_cpu()
     env = {"device": str(device), "machine": machine_name(device), "torch": torch.__version__,
            "python": platform.python_version(), "processor": platform.processor() or platform.machine(),
-           "torch_threads": torch.get_num_threads()}
+           "cpu": cpu.describe(), "torch_threads": torch.get_num_threads()}
     if device.type == "cuda":
         env["cuda"] = torch.version.cuda
         env["driver"] = cuda_driver_version()

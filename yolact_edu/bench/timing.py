@@ -16,6 +16,7 @@ from contextlib import contextmanager
 import torch
 
 from ..detections import Detections
+from .cpu import this_cpu
 
 STAGES = ("preprocess", "network", "decode + NMS", "assembly + crop", "upsample + threshold")
 
@@ -34,12 +35,17 @@ def clock(device=None) -> float:
 
 
 def machine_name(device="cpu") -> str:
-    """What a timing was taken on: the CUDA device's name, or e.g.
-    "CPU x86_64, 2 cores, 2 torch threads" (the thread count matters as much as the cores)."""
+    """What a timing was taken on: the CUDA device's name, or e.g. "CPU AMD EPYC (x86_64, AVX2),
+    2 cores, 2 torch threads": the CPU's model and vector unit (machines that share a name differ
+    in them, and fp32 speed with them), with native bf16 or VNNI named where the CPU has them (they
+    decide the fast path's precision), and the thread count, which matters as much as the cores."""
     device = torch.device(device)
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"CPU {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    cpu = this_cpu()
+    extras = [name for name, present in (("native bf16", cpu.native_bf16), ("VNNI", cpu.vnni)) if present]
+    features = ", ".join([platform.machine(), cpu.simd, *extras])
+    return f"CPU {cpu.model} ({features}), {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
 
 
 def repeat_seconds(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, device=None) -> list[float]:

@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_device_option, device, formatter, non_negative_int, positive_int, positive_int_list
+from .common import (
+    add_device_option,
+    device,
+    formatter,
+    non_negative_int,
+    positive_int,
+    positive_int_list,
+    refuse_bf16_option,
+)
 
 
 def image_size(text: str) -> tuple[int, int]:
@@ -64,7 +72,7 @@ def add_parser(kinds) -> None:
                        help="time eager, the fast path, or both (default: %(default)s)")
     speed.add_argument("--autocast", choices=("auto", "fp32", "fp16", "bf16"), default="auto",
                        help="the fast path's precision (default: auto = fp16 on CUDA, bf16 on CPUs with native "
-                            "bf16, else fp32)")
+                            "bf16, else fp32; bf16 is refused on a CPU without it)")
     speed.add_argument("--compile", action="store_true",
                        help="torch.compile the fast path's network (meant for GPUs; compiling counts as warm-up)")
     speed.add_argument("--maskrcnn", action="store_true",
@@ -96,6 +104,7 @@ def run(args) -> int:
 
     if args.weights and args.configs:
         raise ValueError("give --configs (random weights) or --weights (a trained model), not both")
+    refuse_bf16_option(args, args.autocast == "bf16")
     output = Path(args.output)
     outputs = OutputFolder(output.parent, force=args.force)
     outputs.check([output.name])
@@ -145,6 +154,8 @@ def run(args) -> int:
     env = result["environment"]
     print(f"{env['machine']}, torch {env['torch']}" + (f", CUDA {env['cuda']}, driver {env['driver']}"
                                                       if "cuda" in env else ""))
+    if chosen.type == "cpu":      # the flags that decided the fast path's precision ("auto")
+        print(f"CPU: {env['cpu']}")
     print(f"{width}x{height} image, {args.detections} detections per image, median of {args.repeats} after "
           f"{args.warmup} warm-up; stage times are the whole batch's, in ms\n")
     print(speed.speed_table(rows))

@@ -117,7 +117,8 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nms", choices=("fast", "cross_class", "standard"),
                         help="YOLACT's NMS (default: fast); the other families run their own")
     add_device_option(parser)
-    parser.add_argument("--autocast", choices=("fp16", "bf16"), help="mixed-precision inference")
+    parser.add_argument("--autocast", choices=("fp16", "bf16"),
+                        help="mixed-precision inference (bf16 on a CPU only where it has native bf16)")
     parser.add_argument("--fast", action="store_true",
                         help="the fast path (model.optimize(): BatchNorm folded, channels-last, autocast where "
                              "the hardware has it, batched post-processing)")
@@ -127,14 +128,12 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="replace existing files that yolact-edu did not write (never the inputs)")
 
 
-def warn_without_native_bf16(chosen) -> None:
-    """A one-line warning when bf16 is asked for on a CPU that only emulates it (much slower)."""
-    import warnings
-
-    from ..model.fast_path import cpu_has_native_bf16
-    if chosen.type == "cpu" and not cpu_has_native_bf16():
-        warnings.warn("this CPU has no native bf16 (AVX512-BF16 or AMX): --fast will be slower than fp32 here",
-                      stacklevel=2)
+def refuse_bf16_option(args, asked: bool) -> None:
+    """Refuse a bf16 option (``--autocast bf16``, ``--fast`` training) in one line when ``--device``
+    is a CPU that would only emulate bf16; called first, so that nothing is written before."""
+    if asked:
+        from ..bench.cpu import refuse_emulated_bf16
+        refuse_emulated_bf16(device(args.device))
 
 
 def inference_model(args):

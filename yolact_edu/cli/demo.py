@@ -25,7 +25,7 @@ from ..training.evaluation import evaluate
 from ..training.log import read_log
 from ..training.trainer import Trainer
 from ..viz.draw import draw_detections, encode_image, plot_loss_curves, prototype_grid
-from .common import SHAPES_ROOT, add_device_option, formatter, non_negative_int, positive_int, warn_without_native_bf16
+from .common import SHAPES_ROOT, add_device_option, formatter, non_negative_int, positive_int, refuse_bf16_option
 from .common import device as chosen_device
 
 # Full demo: iterations of yolact_tiny at its batch size. Quick: enough to exercise every step.
@@ -154,16 +154,16 @@ def add_parser(sub) -> None:
     add_device_option(demo)
     demo.add_argument("--seed", type=non_negative_int, default=0)
     demo.add_argument("--fast", action="store_true",
-                      help="train under bf16 autocast in channels-last: much faster on a CPU with native bf16 "
-                           "(AVX512-BF16 or AMX), slower on one without; docs/benchmarks.md has the figures")
+                      help="train under bf16 autocast in channels-last: much faster on a GPU or a CPU with "
+                           "native bf16 (AVX512-BF16 or AMX); refused on a CPU without it, where emulated bf16 "
+                           "is slower than fp32 (docs/benchmarks.md has the figures)")
     demo.add_argument("--force", action="store_true",
                       help="replace files in the output folder that yolact-edu did not write")
 
 
 def run(args) -> int:
+    refuse_bf16_option(args, args.fast)
     chosen = chosen_device(args.device)
-    if args.fast:
-        warn_without_native_bf16(chosen)
     run_demo(args.output, args.data, quick=args.quick, max_iter=args.max_iter, device=chosen,
              seed=args.seed, force=args.force, fast=args.fast)
     return 0

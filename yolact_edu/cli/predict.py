@@ -19,7 +19,7 @@ from collections import Counter
 from pathlib import Path
 
 from ..files.output_folder import OutputConflict, OutputFolder, file_identity, same_file
-from .common import add_inference_options, describe_error, formatter, inference_model
+from .common import add_inference_options, describe_error, formatter, inference_model, refuse_bf16_option
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 RESULTS = "detections.json"
@@ -113,6 +113,7 @@ def run(args) -> int:
     from ..data.images import read_image, sample_image
     from ..viz.draw import draw_detections, encode_image
 
+    refuse_bf16_option(args, args.autocast == "bf16")
     paths, folders = collect_images(args.inputs) if args.inputs else ([], [])
     for folder in folders:
         if same_file(folder, args.output):

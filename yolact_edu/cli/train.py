@@ -12,8 +12,8 @@ from .common import (
     non_negative_int,
     positive_float,
     positive_int,
+    refuse_bf16_option,
     shapes_paths,
-    warn_without_native_bf16,
 )
 
 
@@ -60,8 +60,9 @@ def add_parser(sub) -> None:
     recipe.add_argument("--freeze-backbone", action="store_true", help="train only FPN, protonet and heads")
     recipe.add_argument("--no-amp", action="store_true", help="full fp32 on CUDA")
     recipe.add_argument("--fast", action="store_true",
-                        help="bf16 autocast (on CPU too) and channels-last: much faster on a CPU with native bf16 "
-                             "(AVX512-BF16 or AMX), slower on one without; docs/benchmarks.md has the figures")
+                        help="bf16 autocast and channels-last: much faster on a GPU or a CPU with native bf16 "
+                             "(AVX512-BF16 or AMX); refused on a CPU without it, where emulated bf16 is slower "
+                             "than fp32 (docs/benchmarks.md has the figures)")
     recipe.add_argument("--seed", type=non_negative_int, default=0)
     run = train.add_argument_group("run")
     run.add_argument("--output", default="outputs/train", help="output folder (default: %(default)s)")
@@ -87,6 +88,7 @@ def run(args) -> int:
     from ..training.trainer import Trainer
     from ..weights import load_matching
 
+    refuse_bf16_option(args, args.fast)
     distributed.init_from_env()
     try:
         if bool(args.train_annotations) != bool(args.train_images):
@@ -130,8 +132,6 @@ def run(args) -> int:
         if args.weights and not args.resume:
             load_matching(model, args.weights, verbose=main)
         chosen = device(args.device)
-        if args.fast:
-            warn_without_native_bf16(chosen)
         trainer = Trainer(model, train_set, val_dataset=val_set, out_dir=args.output, batch_size=args.batch_size,
                           max_iter=args.max_iter, lr=args.lr, freeze_bn=args.freeze_bn,
                           freeze_backbone=args.freeze_backbone, amp="bf16" if args.fast else not args.no_amp,

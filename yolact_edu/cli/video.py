@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_inference_options, formatter, inference_model, positive_int
+from .common import add_inference_options, formatter, inference_model, positive_int, refuse_bf16_option
 
 
 def default_output(source: str) -> Path:
@@ -45,6 +45,7 @@ def run(args) -> int:
     """Execute the parsed ``video`` command; returns the exit status."""
     from ..viz.video import annotate_video, check_output
 
+    refuse_bf16_option(args, args.autocast == "bf16")
     output = Path(args.output) if args.output else default_output(args.source)
     check_output(args.source, output, force=args.force)        # before the model is built
     model, threshold, detect_kwargs = inference_model(args)

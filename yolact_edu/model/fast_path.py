@@ -7,7 +7,9 @@ What the copy does differently, and why each step is safe:
   in eval mode BatchNorm is a fixed affine map, so one kernel does the work of two.
 * channels-last memory format: the layout oneDNN (CPU) and cuDNN (tensor cores) convolve fastest.
 * autocast: bf16 on CPUs with native bf16 instructions (AVX512-BF16 or AMX), fp16 on CUDA GPUs,
-  fp32 elsewhere; post-processing always runs in fp32.
+  fp32 elsewhere; post-processing always runs in fp32. bf16 asked for on a CPU without it is
+  refused (:func:`~yolact_edu.bench.cpu.refuse_emulated_bf16`): emulated, it was slower than fp32
+  and missed the guard on both CPU kinds measured (docs/benchmarks.md).
 * optionally ``torch.compile`` (``compile=True``): meant for GPUs at fixed input sizes; on a 2-core
   CPU it compiled in about 30 s and gained nothing measurable (docs/benchmarks.md), so it is off by
   default.
@@ -21,42 +23,25 @@ save checkpoints of) the original model.
 from __future__ import annotations
 
 import copy
-import platform
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..bench.cpu import cpu_has_native_bf16, refuse_emulated_bf16
 from .fold import fold_batchnorm
 
 AUTOCAST_CHOICES = ("auto", "fp32", "fp16", "bf16")
-BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
-    """Whether this CPU computes bf16 in hardware (AVX512-BF16 or AMX on x86; read from
-    /proc/cpuinfo, so False where that file does not exist). Elsewhere torch emulates bf16 and
-    autocast makes a CPU slower, not faster. ``cpuinfo``: the file's text, for tests."""
-    if cpuinfo is None:
-        path = Path("/proc/cpuinfo")
-        if platform.system() != "Linux" or not path.exists():
-            return False
-        cpuinfo = path.read_text(errors="replace")
-    flags = set()
-    for line in cpuinfo.splitlines():
-        if line.startswith("flags"):
-            flags.update(line.partition(":")[2].split())
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
-
-
 def resolve_autocast(requested: str, device: torch.device) -> str | None:
     """The autocast dtype name the fast path uses on ``device``: "auto" -> "fp16" on CUDA, "bf16" on
-    a CPU with native bf16, else None (fp32); "fp32" -> None; "fp16"/"bf16" as asked."""
+    a CPU with native bf16, else None (fp32); "fp32" -> None; "fp16"/"bf16" as asked, except that
+    "bf16" on a CPU without native bf16 raises a one-line ValueError."""
     if requested not in AUTOCAST_CHOICES:
         raise ValueError(f"autocast must be one of {', '.join(AUTOCAST_CHOICES)}, got {requested!r}")
     if requested == "fp32":
         return None
+    if requested == "bf16":
+        refuse_emulated_bf16(device)
     if requested != "auto":
         return requested
     if device.type == "cuda":

@@ -18,6 +18,7 @@ import contextlib
 import numpy as np
 import torch
 
+from ..bench.cpu import refuse_emulated_bf16
 from ..ops.preprocess import preprocess_images
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "float16": torch.float16,
@@ -57,8 +58,9 @@ class InstanceSegmenter:
         (within rounding: boxes within a pixel, masks at IoU >= 0.95; ``tests/test_fast_path.py``).
 
         autocast: "auto" (fp16 on CUDA, bf16 on a CPU with native bf16, else fp32), "fp32", "fp16"
-        or "bf16"; channels_last: convolve in channels-last memory format; compile: ``torch.compile``
-        the network (meant for GPUs; no gain measured on a 2-core CPU). BatchNorm is always
+        or "bf16" (refused on a CPU without native bf16); channels_last: convolve in channels-last
+        memory format; compile: ``torch.compile`` the network (meant for GPUs; no gain measured on a
+        2-core CPU). BatchNorm is always
         folded into the convolutions. Call it after moving the model to its device:
         ``fast = model.to("cuda").optimize()``. See :mod:`yolact_edu.model.fast_path`.
         """
@@ -92,7 +94,8 @@ class InstanceSegmenter:
         them when ``images`` is a list or a 4-D tensor.
 
         autocast: None (fp32), "fp16" or "bf16" — run the network under
-        ``torch.autocast`` (post-processing stays fp32).
+        ``torch.autocast`` (post-processing stays fp32); "bf16" on a CPU without native bf16 is
+        refused (:func:`~yolact_edu.bench.cpu.refuse_emulated_bf16`).
         """
         image_list, batch = as_image_list(images)
         was_training = self.training
@@ -133,11 +136,14 @@ class InstanceSegmenter:
 
     @staticmethod
     def autocast_context(autocast: str | None, device: torch.device):
-        """A ``torch.autocast`` context for "fp16"/"bf16", or a no-op for None."""
+        """A ``torch.autocast`` context for "fp16"/"bf16", or a no-op for None; bf16 only on a
+        device that computes it natively."""
         if autocast is None:
             return contextlib.nullcontext()
         if autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be None, 'fp16' or 'bf16', got {autocast!r}")
+        if AUTOCAST_DTYPES[autocast] == torch.bfloat16:
+            refuse_emulated_bf16(device)
         return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])
 
 

@@ -39,6 +39,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..bench.cpu import refuse_emulated_bf16
 from ..build import config_from_dict
 from ..data.coco import collate
 from ..files.output_folder import OutputFolder
@@ -90,8 +91,9 @@ class Trainer:
     max_iter, lr: override the (scaled) recipe; warm-up and steps stretch with ``max_iter``.
     freeze_bn: None = the original's rule (frozen when a process gets fewer than 6 images).
     amp: True: mixed precision where it is safe by default, fp16 with a gradient scaler on CUDA,
-        fp32 on the CPU; "bf16": bf16 autocast on any device (no scaler: bf16 has fp32's range),
-        the fast choice on CPUs with native bf16 (AVX512-BF16, AMX); False: fp32 everywhere.
+        fp32 on the CPU; "bf16": bf16 autocast (no scaler: bf16 has fp32's range), the fast choice
+        on CPUs with native bf16 (AVX512-BF16, AMX), refused on CPUs that would only emulate it
+        (slower than fp32 there); False: fp32 everywhere.
     channels_last: weights and images in channels-last memory format, which oneDNN and cuDNN
         convolve faster (the numbers differ from contiguous only by float rounding).
     resume: a checkpoint path, or "auto" for the newest in ``out_dir/checkpoints`` (if any).
@@ -124,6 +126,10 @@ class Trainer:
                              "cfg.with_classes(dataset.class_names)")
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.device = torch.device(device) if device is not None else distributed.default_device()
+        if amp not in (True, False, "bf16"):
+            raise ValueError(f"amp must be True, False or 'bf16', got {amp!r}")
+        if amp == "bf16":
+            refuse_emulated_bf16(self.device)
         self.batch_size = batch_size or cfg.batch_size
         self.schedule = recipe_for(cfg, self.batch_size * self.world_size, max_iter=max_iter, lr=lr)
         self.max_iter = self.schedule.max_iter
@@ -150,8 +156,6 @@ class Trainer:
             for p in model.backbone.parameters():
                 p.requires_grad_(False)
         self._set_train_mode()
-        if amp not in (True, False, "bf16"):
-            raise ValueError(f"amp must be True, False or 'bf16', got {amp!r}")
         self.use_amp = amp is True and self.device.type == "cuda"          # fp16 + gradient scaler
         self.autocast_dtype = torch.bfloat16 if amp == "bf16" else torch.float16 if self.use_amp else None
         self.criterion = model.criterion()
