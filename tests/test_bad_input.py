@@ -418,7 +418,10 @@ def test_the_memory_saving_paths_give_the_same_results(monkeypatch):
     photo = (np.random.RandomState(0).rand(side, side + 7, 3) * 255).astype(np.uint8)
     at_once = torch.nn.functional.interpolate(image_to_tensor(photo)[None], (96, 96), mode="bilinear",
                                               align_corners=False)
-    assert torch.equal(resize_image(photo, 96), at_once)
+    # The same numbers to the last bits, not bit for bit: torch picks its bilinear kernel by channel
+    # count and thread count (with one thread, 3 channels take a vectorised kernel whose results
+    # differ from the 1-channel one by up to 2 ulp; with two threads they are equal).
+    assert float((resize_image(photo, 96) - at_once).abs().max()) <= 1e-4     # 255's ulp is 1.5e-5
 
     torch.manual_seed(0)
     model = ye.Yolact("yolact_tiny").eval()
