@@ -11,3 +11,12 @@ os.environ.setdefault("YOLACT_EDU_QUICK", "1")
 # run must not depend on what a user happens to have cached, so it gets an empty cache of its own.
 os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="yolact_edu_test_torch_home_")
 atexit.register(shutil.rmtree, os.environ["TORCH_HOME"], ignore_errors=True)
+
+
+def pytest_report_header(config):
+    """The CPU the tests ran on, and what it computes natively: some tests depend on it (they skip
+    with the feature named where it is missing)."""
+    import torch
+
+    from yolact_edu.bench.cpu import this_cpu
+    return f"cpu: {this_cpu().describe()}; {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
