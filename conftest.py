@@ -13,10 +13,13 @@ os.environ["TORCH_HOME"] = tempfile.mkdtemp(prefix="yolact_edu_test_torch_home_"
 atexit.register(shutil.rmtree, os.environ["TORCH_HOME"], ignore_errors=True)
 
 
-def pytest_report_header(config):
-    """The CPU the tests ran on, and what it computes natively: some tests depend on it (they skip
-    with the feature named where it is missing)."""
+
+def pytest_terminal_summary(terminalreporter):
+    """End every run (also with -q) with the CPU it ran on and what that CPU computes natively:
+    some tests depend on it and skip with the feature named where it is missing, so a red or
+    skipped run must say on which kind of machine it ran."""
     import torch
 
     from yolact_edu.bench.cpu import this_cpu
-    return f"cpu: {this_cpu().describe()}; {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+    terminalreporter.write_line(f"cpu: {this_cpu().describe()}; {os.cpu_count()} cores, "
+                                f"{torch.get_num_threads()} torch threads")
