@@ -9,6 +9,7 @@ import torch
 import yolact_edu as ye
 from yolact_edu.cli import main
 from yolact_edu.deploy.onnx import OUTPUT_NAMES, OnnxYolact, export_onnx, sidecar_paths
+from yolact_edu.files.output_folder import OutputConflict
 from yolact_edu.lessons.pretrained import shapes_dataset, shipped_model
 
 
@@ -63,8 +64,11 @@ def test_sidecar_files_describe_the_model(exported, shipped):
 
 
 def test_refusals(shipped, exported, tmp_path):
-    with pytest.raises(FileExistsError, match="exists; pass --force"):
-        export_onnx(shipped, exported)
+    users = tmp_path / "users.json"             # the sidecar's name, a file yolact_edu did not write
+    users.write_text("{}")
+    with pytest.raises(OutputConflict, match="users.json exists and was not written by yolact_edu"):
+        export_onnx(shipped, tmp_path / "users.onnx")
+    assert users.read_text() == "{}" and not (tmp_path / "users.onnx").exists()
     with pytest.raises(ValueError, match="must end in .onnx"):
         export_onnx(shipped, tmp_path / "model.pt")
     with pytest.raises(ValueError, match="YOLACT\\+\\+"):
@@ -85,7 +89,11 @@ def test_cli_export_checks_with_onnxruntime(tmp_path, capsys):
     assert main(["export", "--format", "onnx", "--config", "yolact_tiny", "--output", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "onnxruntime vs PyTorch" in printed and out.is_file()
-    before = out.read_bytes()
-    assert main(["export", "--format", "onnx", "--output", str(out)]) == 1
-    assert "exists; pass --force" in capsys.readouterr().err
-    assert out.read_bytes() == before
+    # its own earlier export is replaced, as predict and eval replace theirs; a user's file is not
+    assert main(["export", "--format", "onnx", "--output", str(out), "--no-check"]) == 0
+    users = tmp_path / "users.onnx"
+    users.write_bytes(b"mine")
+    capsys.readouterr()
+    assert main(["export", "--format", "onnx", "--output", str(users)]) == 1
+    assert "was not written by yolact_edu; pass --force" in capsys.readouterr().err
+    assert users.read_bytes() == b"mine"

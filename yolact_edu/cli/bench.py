@@ -13,6 +13,7 @@ from .common import (
     device,
     formatter,
     non_negative_int,
+    output_folder,
     positive_int,
     positive_int_list,
     shapes_paths,
@@ -108,11 +109,10 @@ def run(args) -> int:
 def run_prototypes(args) -> int:
     import shlex
 
-    from ..files.output_folder import OutputFolder
     from ..lessons import prototype_sweep
 
     output = Path(args.output)
-    outputs = OutputFolder(output.parent, force=args.force)
+    outputs = output_folder(args, output.parent)
     outputs.check([output.name])
     dataset, annotations = checkpoint_val_set(args, args.checkpoints[0])
     given = [(f"--{name.replace('_', '-')}", getattr(args, name))
@@ -136,7 +136,6 @@ def run_compare(args) -> int:
     from ..build import FAMILY_NAMES, get_model_config
     from ..data import CocoDataset
     from ..data.images import read_image
-    from ..files.output_folder import OutputFolder
     from ..lessons.pretrained import SHIPPED_WEIGHTS
     from ..lessons.two_ways import comparison
     from ..training.checkpoint import load_model
@@ -144,9 +143,9 @@ def run_compare(args) -> int:
     if bool(args.annotations) != bool(args.images):
         raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
     output = Path(args.output)
-    outputs = OutputFolder(output.parent, force=args.force)
+    outputs = output_folder(args, output.parent)
     plot = Path(args.plot) if args.plot else None
-    plots = OutputFolder(plot.parent, force=args.force) if plot else None
+    plots = output_folder(args, plot.parent) if plot else None
     outputs.check([output.name])                       # before minutes of work, not after
     if plots:
         plots.check([plot.name])

@@ -10,6 +10,7 @@ from .common import (
     device,
     formatter,
     non_negative_int,
+    output_folder,
     positive_int,
     positive_int_list,
     refuse_bf16_option,
@@ -99,14 +100,13 @@ def run(args) -> int:
     from ..build import build_model
     from ..config import YolactConfig
     from ..data.images import read_image, sample_image
-    from ..files.output_folder import OutputFolder
     from ..training.checkpoint import load_model
 
     if args.weights and args.configs:
         raise ValueError("give --configs (random weights) or --weights (a trained model), not both")
     refuse_bf16_option(args, args.autocast == "bf16")
     output = Path(args.output)
-    outputs = OutputFolder(output.parent, force=args.force)
+    outputs = output_folder(args, output.parent)
     outputs.check([output.name])
     chosen = device(args.device)
     image = read_image(args.image) if args.image else sample_image()

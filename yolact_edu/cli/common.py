@@ -1,6 +1,6 @@
 """What every ``yolact-edu`` subcommand shares: the help layout, argument types that refuse
-nonsense up front, the model options of ``predict`` and ``video``, and how an error becomes one
-line on the terminal.
+nonsense up front, the model options of ``predict`` and ``video``, the output folder that never
+replaces an input, and how an error becomes one line on the terminal.
 """
 from __future__ import annotations
 
@@ -14,6 +14,46 @@ DEBUG_ENV = "YOLACT_EDU_DEBUG"
 def formatter(prog):
     """The help layout of every command: descriptions and examples kept as written."""
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+# -- outputs: every command writes through output_folder, which protects all that it reads -----
+# The options that name where a command writes. Every other option whose value names an existing
+# file or folder is an input of the command, and no output may replace it, not even with --force.
+OUTPUT_OPTIONS = frozenset({"output", "out", "dir", "root", "plot"})
+
+
+def command_inputs(args) -> list:
+    """The existing files and folders that the parsed command line names outside its output options
+    (``MODEL=PATH`` values count by their path): what the command may read."""
+    from pathlib import Path
+
+    def values(value):          # options given several times, or parsed into (name, path) pairs
+        if isinstance(value, (list, tuple)):
+            for item in value:
+                yield from values(item)
+        elif isinstance(value, (str, os.PathLike)):
+            yield os.fspath(value)
+
+    found = []
+    for dest, value in vars(args).items():
+        if dest in OUTPUT_OPTIONS:
+            continue
+        for text in values(value):
+            for candidate in {text, text.partition("=")[2]} - {""}:
+                if os.path.exists(candidate):
+                    found.append(Path(candidate))
+    return found
+
+
+def output_folder(args, root, *, protect=(), **options):
+    """The :class:`~yolact_edu.files.output_folder.OutputFolder` a command writes into: ``--force`` as
+    given, and every input of the command line (:func:`command_inputs`) plus ``protect`` never
+    replaced. Every command writes through this (``tests/test_inputs_protected.py`` checks each), so
+    a new one gets the protection without having to remember it."""
+    from ..files.output_folder import OutputFolder
+
+    options.setdefault("force", bool(getattr(args, "force", False)))
+    return OutputFolder(root, protect=[*command_inputs(args), *protect], **options)
 
 
 # -- argument types: bad values are refused by argparse, before any work --------------------

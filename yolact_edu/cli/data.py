@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .common import formatter, non_negative_int, positive_int
+from .common import command_inputs, formatter, non_negative_int, output_folder, positive_int
 from .predict import output_names
 
 
@@ -84,7 +84,7 @@ def run(args) -> int:
         path = build_coco_subset(annotations, args.output, categories=args.categories,
                                  max_images=args.max_images, seed=args.seed, images_from=args.images_from,
                                  workers=args.workers, retries=args.retries, split_name="subset",
-                                 force=args.force)
+                                 force=args.force, protect=command_inputs(args))
         print(f"wrote {path} (images in {Path(args.output) / 'images'})")
         return 0
     return show_annotations(args)
@@ -92,7 +92,7 @@ def run(args) -> int:
 
 def show_annotations(args) -> int:
     from ..data import CocoDataset
-    from ..files.output_folder import OutputConflict, OutputFolder, is_inside
+    from ..files.output_folder import OutputConflict, is_inside
     from ..viz.draw import draw_annotations, encode_image
 
     if is_inside(args.output, args.images):
@@ -104,7 +104,7 @@ def show_annotations(args) -> int:
         raise ValueError(f"--first {args.first} is past the last image ({len(dataset)} usable images in "
                          f"{args.annotations})")
     images = [dataset.image_dir / str(dataset.image_info(i)["file_name"]) for i in chosen]
-    outputs = OutputFolder(args.output, force=args.force, protect=images)
+    outputs = output_folder(args, args.output, protect=images)
     names = output_names(images)     # one name per image, as predict gives them
     outputs.claim(*names)
     for index, name in zip(chosen, names):

@@ -25,7 +25,15 @@ from ..training.evaluation import evaluate
 from ..training.log import read_log
 from ..training.trainer import Trainer
 from ..viz.draw import draw_detections, encode_image, plot_loss_curves, prototype_grid
-from .common import SHAPES_ROOT, add_device_option, formatter, non_negative_int, positive_int, refuse_bf16_option
+from .common import (
+    SHAPES_ROOT,
+    add_device_option,
+    command_inputs,
+    formatter,
+    non_negative_int,
+    positive_int,
+    refuse_bf16_option,
+)
 from .common import device as chosen_device
 
 # Full demo: iterations of yolact_tiny at its batch size. Quick: enough to exercise every step.
@@ -38,13 +46,14 @@ CHECKPOINT = "yolact_tiny_shapes.pth"
 def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data/shapes", *,
              quick: bool = False, max_iter: int | None = None, device: str | torch.device | None = None,
              seed: int = 0, num_drawn: int = 8, progress: bool = True, force: bool = False,
-             fast: bool = False) -> dict:
+             fast: bool = False, protect=()) -> dict:
     """Train, evaluate and draw; returns the metrics dict also written to ``metrics.json``.
 
     fast: train under bf16 autocast in channels-last (``yolact-edu train --fast``).
 
     Files in ``out_dir`` that an earlier demo wrote are replaced; a file of the user's in the way
-    stops it before training (:class:`~yolact_edu.files.output_folder.OutputConflict`) unless ``force``."""
+    stops it before training (:class:`~yolact_edu.files.output_folder.OutputConflict`) unless ``force``;
+    the files and folders in ``protect`` (the command's inputs) never."""
     start = time.perf_counter()
     out_dir, data_root = Path(out_dir), Path(data_root)
     device = torch.device(device) if device is not None else default_device()
@@ -58,7 +67,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
         max_iter = QUICK_ITERATIONS if quick else FULL_ITERATIONS
     # Every output name is checked before training, so a file of the user's stops the demo at once,
     # not after minutes of training.
-    outputs = OutputFolder(out_dir, force=force)
+    outputs = OutputFolder(out_dir, force=force, protect=protect)
     drawn_names = [f"detections/{Path(str(val_set.image_info(i)['file_name'])).stem}.png"
                    for i in range(min(num_drawn, len(val_set)))]
     outputs.check([CHECKPOINT, "prototypes.png", "loss_curve.png", "metrics.json", *drawn_names])
@@ -165,7 +174,7 @@ def run(args) -> int:
     refuse_bf16_option(args, args.fast)
     chosen = chosen_device(args.device)
     run_demo(args.output, args.data, quick=args.quick, max_iter=args.max_iter, device=chosen,
-             seed=args.seed, force=args.force, fast=args.fast)
+             seed=args.seed, force=args.force, fast=args.fast, protect=command_inputs(args))
     return 0
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .common import SHAPES_ROOT, add_device_option, device, formatter, positive_int, shapes_paths
+from .common import SHAPES_ROOT, add_device_option, device, formatter, output_folder, positive_int, shapes_paths
 
 
 def add_parser(sub) -> None:
@@ -30,7 +30,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..data import CocoDataset
-    from ..files.output_folder import OutputFolder
     from ..training.checkpoint import load_model
     from ..training.evaluation import evaluate
 
@@ -39,7 +38,7 @@ def run(args) -> int:
     outputs = None
     if args.output:
         output = Path(args.output)
-        outputs = OutputFolder(output.parent, force=args.force)
+        outputs = output_folder(args, output.parent)
         outputs.check([output.name])                  # before minutes of evaluation, not after
     # The checkpoint first: a wrong path must not cost a 700-image dataset generation.
     model = load_model(args.weights, config=args.config, device=device(args.device))

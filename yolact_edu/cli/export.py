@@ -1,7 +1,7 @@
 """``yolact-edu export --format onnx``: YOLACT's network as an ONNX file, checked with onnxruntime."""
 from __future__ import annotations
 
-from .common import formatter, non_negative_int
+from .common import command_inputs, formatter, non_negative_int
 
 FORMATS = ("onnx",)
 
@@ -44,7 +44,7 @@ def run(args) -> int:
         torch.manual_seed(args.seed)
         model = build_model(args.config or "yolact_tiny").eval()
         print(f"note: no --weights given, exporting a randomly initialised {model.cfg.name} (seed {args.seed})")
-    path = export_onnx(model, args.output, force=args.force)
+    path = export_onnx(model, args.output, force=args.force, protect=command_inputs(args))
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB), {path.with_suffix('.priors.npy').name}, "
           f"{path.with_suffix('.json').name}")
     if args.no_check:

@@ -18,8 +18,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from ..files.output_folder import OutputConflict, OutputFolder, file_identity, same_file
-from .common import add_inference_options, describe_error, formatter, inference_model, refuse_bf16_option
+from ..files.output_folder import OutputConflict, file_identity, same_file
+from .common import (
+    add_inference_options,
+    describe_error,
+    formatter,
+    inference_model,
+    output_folder,
+    refuse_bf16_option,
+)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 RESULTS = "detections.json"
@@ -119,7 +126,7 @@ def run(args) -> int:
         if same_file(folder, args.output):
             raise OutputConflict(f"--output {args.output} is also an input folder: the drawn images would "
                                  "land among the photos and be read as inputs next time; choose another folder")
-    outputs = OutputFolder(args.output, force=args.force, protect=paths)
+    outputs = output_folder(args, args.output, protect=paths)
     names = output_names(paths) if paths else ["sample.png"]
     # Checked and recorded in the ledger at once, before the model is even built (one ledger write,
     # however many images).

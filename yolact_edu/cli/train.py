@@ -7,6 +7,7 @@ from ..config import AUGMENTATIONS
 from .common import (
     add_device_option,
     at_least,
+    command_inputs,
     device,
     formatter,
     non_negative_int,
@@ -139,7 +140,7 @@ def run(args) -> int:
                           num_workers=args.workers, seed=args.seed, checkpoint_every=args.checkpoint_every,
                           keep_checkpoints=args.keep, val_every=args.val_every,
                           val_max_images=args.val_max_images, log_every=args.log_every,
-                          tensorboard=args.tensorboard, resume=args.resume)
+                          tensorboard=args.tensorboard, resume=args.resume, protect=command_inputs(args))
         summary = trainer.run()
         if main:
             state = f"stopped by {summary['signal']}" if summary["interrupted"] else "finished"

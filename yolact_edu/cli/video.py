@@ -8,7 +8,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .common import add_inference_options, formatter, inference_model, positive_int, refuse_bf16_option
+from .common import (
+    add_inference_options,
+    command_inputs,
+    formatter,
+    inference_model,
+    positive_int,
+    refuse_bf16_option,
+)
 
 
 def default_output(source: str) -> Path:
@@ -47,7 +54,7 @@ def run(args) -> int:
 
     refuse_bf16_option(args, args.autocast == "bf16")
     output = Path(args.output) if args.output else default_output(args.source)
-    check_output(args.source, output, force=args.force)        # before the model is built
+    check_output(args.source, output, force=args.force, protect=command_inputs(args))   # before the model is built
     model, threshold, detect_kwargs = inference_model(args)
     stats = annotate_video(model, args.source, output, score_threshold=threshold, top_k=args.top_k,
                            autocast=args.autocast, max_frames=args.max_frames,

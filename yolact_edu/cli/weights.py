@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .common import add_device_option, checkpoint_val_set, device, formatter, non_negative_int
+from .common import add_device_option, checkpoint_val_set, device, formatter, non_negative_int, output_folder
 
 
 def add_parser(sub) -> None:
@@ -75,10 +75,11 @@ def export(args) -> int:
     from ..training.export import export_small
 
     out = Path(args.out)
-    if out.exists() and not args.force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    outputs = output_folder(args, out.parent)
+    outputs.check([out.name])                         # before the checkpoint is scored, not after
     val, annotations = checkpoint_val_set(args, args.checkpoint)
     run_dir = Path(args.checkpoint).resolve().parent.parent
+    outputs.claim(out.name)
     written = export_small(args.checkpoint, out, half=not args.full_precision, val_dataset=val,
                            run_dir=run_dir if (run_dir / "log.csv").is_file() else None,
                            command=args.training_command, device=device(args.device))

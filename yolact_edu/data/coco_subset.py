@@ -156,6 +156,7 @@ def build_coco_subset(
     progress: bool = True,
     split_name: str = "subset",
     force: bool = False,
+    protect: Iterable[str | os.PathLike] = (),
 ) -> Path:
     """Write a COCO subset to ``output_dir`` and return the path of its instances JSON.
 
@@ -179,8 +180,8 @@ def build_coco_subset(
     no JSON is written then. Raises ValueError for unknown categories and for
     file names that would leave the images folder, before fetching anything. An existing
     annotation file that yolact_edu did not write is never replaced unless ``force``
-    (:class:`~yolact_edu.files.output_folder.OutputConflict`); images already there are reused, not
-    overwritten.
+    (:class:`~yolact_edu.files.output_folder.OutputConflict`), and ``annotations``, ``images_from``
+    and the paths in ``protect`` never; images already there are reused, not overwritten.
     """
     annotations, output_dir = Path(annotations), Path(output_dir)
     if max_images is not None and max_images < 1:
@@ -214,7 +215,8 @@ def build_coco_subset(
         if no_url:
             raise ValueError(f"images {no_url[:5]} have no coco_url; pass images_from=<local COCO image folder>")
 
-    outputs = OutputFolder(output_dir, force=force)
+    inputs = [annotations, *([images_from] if images_from is not None else []), *protect]
+    outputs = OutputFolder(output_dir, force=force, protect=inputs)
     json_name = f"instances_{split_name}.json"
     out_json = outputs.path(json_name)       # refused here, before any fetching, if it is the user's
     image_dir = output_dir / "images"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from torch import nn
 from ..config import YolactConfig, config_from_dict, config_to_dict
 from ..detections import Detections
 from ..files.atomic_write import write_atomically
+from ..files.output_folder import OutputFolder
 from ..model.segmenter import as_image_list, image_size
 from ..ops.preprocess import preprocess_images
 from ..postprocess import detect
@@ -72,11 +74,14 @@ def sidecar_paths(path: str | os.PathLike) -> tuple[Path, Path]:
     return path.with_suffix(".priors.npy"), path.with_suffix(".json")
 
 
-def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, force: bool = False) -> Path:
+def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, force: bool = False,
+                protect: Iterable[str | os.PathLike] = ()) -> Path:
     """Export a YOLACT's network to ``path`` (``.onnx``) with a dynamic batch, plus the priors and a
     JSON description beside it (:func:`sidecar_paths`). The model is traced in eval mode on CPU in
-    float32 (a copy: ``model`` itself is not moved or changed). Existing files are refused unless
-    ``force``. Returns the ``.onnx`` path."""
+    float32 (a copy: ``model`` itself is not moved or changed). The three files go through the
+    folder's :class:`~yolact_edu.files.output_folder.OutputFolder`: an earlier export's are replaced,
+    a file of the user's only with ``force``, and the files in ``protect`` (the inputs, e.g. the
+    checkpoint) never. Returns the ``.onnx`` path."""
     cfg = model.cfg
     if not isinstance(cfg, YolactConfig):
         raise ValueError(f"ONNX export covers YOLACT; {cfg.name} is a {cfg.family} model")
@@ -90,9 +95,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, fo
     if path.suffix != ".onnx":
         raise ValueError(f"the exported file must end in .onnx, got {path}")
     priors_path, meta_path = sidecar_paths(path)
-    existing = [p for p in (path, priors_path, meta_path) if p.exists()]
-    if existing and not force:
-        raise FileExistsError(f"{existing[0]} exists; pass --force (force=True) to replace it")
+    outputs = OutputFolder(path.parent, force=force, protect=protect)
+    outputs.check([path.name, priors_path.name, meta_path.name])
     require_onnxruntime()
     import copy
 
@@ -102,7 +106,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, fo
     with torch.no_grad():
         raw = traced(example)
     dynamic = {name: {0: "batch"} for name in ("image", *OUTPUT_NAMES)}
-    path.parent.mkdir(parents=True, exist_ok=True)
+    outputs.claim(path.name, priors_path.name, meta_path.name)
     partial = path.with_name(path.name + ".partial")
     with warnings.catch_warnings():
         # the TorchScript exporter warns that it is deprecated, and the tracer that the priors'

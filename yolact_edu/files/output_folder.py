@@ -6,7 +6,8 @@ lists (its own earlier output). A file that is there but not listed belongs to t
 replaced only with ``force=True`` (the ``--force`` of the commands) and never deleted.
 Inputs passed as ``protect`` are never replaced, not even with ``force``; they are compared by
 identity (device and inode), not by name, so ``clip.mp4``, ``./clip.mp4`` and a hard link to it
-are one file.
+are one file. A protected folder protects every file already in it that the ledger does not list
+(a command may read any of them); new files may still be written there.
 
     >>> out = OutputFolder("outputs/predict", protect=[Path("photo.png")])
     >>> out.write_bytes("photo.png", png_bytes)     # OutputConflict: it would replace an input
@@ -54,7 +55,8 @@ class OutputFolder:
 
     root: the folder (created on the first write).
     force: replace files that exist but are not in the ledger (the user's), instead of refusing.
-    protect: input files that must never be replaced, whatever ``force`` says.
+    protect: input files, and folders whose files, that must never be replaced, whatever ``force``
+        says (the commands pass every path of their command line: ``cli.common.output_folder``).
     hint: how the user can allow the replacement, for the error message.
     """
 
@@ -65,6 +67,7 @@ class OutputFolder:
         self.hint = hint
         self.protect = [Path(p) for p in protect]
         self._protected = {file_identity(p): p for p in self.protect}   # one stat per input, not per pair
+        self._protected_folders = [p for p in self.protect if p.is_dir()]
         self._owned: set[str] | None = None
 
     # -- the ledger -------------------------------------------------------------------------
@@ -110,6 +113,11 @@ class OutputFolder:
         source = self._protected.get(file_identity(path))
         if source is not None:
             return f"{path} is the input {source}: writing there would replace it; choose another output"
+        if path.exists() and not self.owns(name):      # its own earlier output stays replaceable
+            folder = next((f for f in self._protected_folders if is_inside(path, f)), None)
+            if folder is not None:
+                return (f"{path} lies in the input folder {folder}: replacing it could change what this "
+                        "command reads; choose another output")
         if path.is_dir():
             return f"{path} is a folder, not a file it could write"
         if (path.exists() or path.is_symlink()) and not self.force and not self.owns(name):

@@ -97,6 +97,8 @@ class Trainer:
     channels_last: weights and images in channels-last memory format, which oneDNN and cuDNN
         convolve faster (the numbers differ from contiguous only by float rounding).
     resume: a checkpoint path, or "auto" for the newest in ``out_dir/checkpoints`` (if any).
+    protect: files and folders the run reads (annotation files, image folders, weights) that none of
+        its outputs may replace (``yolact-edu train`` passes every path of its command line).
     callbacks: functions called as ``callback(event, info)`` with event "log" (info: the CSV row),
         "validation" (info: metrics) or "checkpoint" (info: {"path", "iteration"}).
     """
@@ -109,7 +111,7 @@ class Trainer:
                  num_workers: int = 0, seed: int = 0, checkpoint_every: int = 1000, keep_checkpoints: int = 3,
                  val_every: int | None = None, val_max_images: int | None = None, log_every: int = 10,
                  tensorboard: bool = False, progress: bool = True, resume: str | os.PathLike | None = None,
-                 callbacks: list[Callable] | tuple = (), category_ids=None):
+                 callbacks: list[Callable] | tuple = (), category_ids=None, protect=()):
         self.cfg = cfg = model.cfg
         for name, value, least, optional in (
                 ("batch_size", batch_size, 1, True), ("max_iter", max_iter, 1, True),
@@ -136,7 +138,7 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.checkpoint_dir = self.out_dir / "checkpoints"
         # Files the run writes; the ledger lets a resumed run replace them, never the user's files.
-        self.outputs = OutputFolder(self.out_dir, hint="it is kept")
+        self.outputs = OutputFolder(self.out_dir, hint="it is kept", protect=protect)
         if self.is_main:
             self.outputs.check(["log.csv", "summary.json", "validation.json"])
         self.checkpoint_every, self.keep_checkpoints = checkpoint_every, keep_checkpoints

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -94,15 +95,17 @@ def _output_fps(capture: cv2.VideoCapture, fallback: float | None) -> float:
     return float(fallback or DEFAULT_FPS)
 
 
-def check_output(source: str | int | os.PathLike, output: str | os.PathLike, *, force: bool = False) -> Path:
+def check_output(source: str | int | os.PathLike, output: str | os.PathLike, *, force: bool = False,
+                 protect: Iterable[str | os.PathLike] = ()) -> Path:
     """Claim ``output`` for the annotated video (see :class:`~yolact_edu.files.output_folder.OutputFolder`):
-    :class:`~yolact_edu.files.output_folder.OutputConflict` if it is the source itself (compared as files:
-    another spelling or a hard link of the source counts) or, without ``force``, a file that
-    yolact_edu did not write. Returns the path; raises ValueError for a suffix it cannot write."""
+    :class:`~yolact_edu.files.output_folder.OutputConflict` if it is the source itself or one of the
+    other inputs in ``protect`` (compared as files: another spelling or a hard link counts) or,
+    without ``force``, a file that yolact_edu did not write. Returns the path; raises ValueError for
+    a suffix it cannot write."""
     output = Path(output)
     fourcc_for(output)
-    protect = [] if is_webcam(source) else [Path(source)]
-    return OutputFolder(output.parent, force=force, protect=protect).path(output.name)
+    inputs = [*protect, *([] if is_webcam(source) else [Path(source)])]
+    return OutputFolder(output.parent, force=force, protect=inputs).path(output.name)
 
 
 def annotate_video(model, source: str | int | os.PathLike, output: str | os.PathLike, *,
