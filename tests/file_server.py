@@ -24,7 +24,8 @@ What a GET gets, in order:
 4. while ``drops`` > 0: the full Content-Length promised, only ``drop_after``
    bytes sent, connection closed; while ``stalls`` > 0: ``drop_after`` bytes
    sent, then the handler waits for ``release`` (set when the server stops,
-   at most 10 s) and closes.
+   at most 10 s) and closes; while ``trickle`` > 0: one byte every ``trickle``
+   seconds until ``release`` is set (a server too slow to be useful).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class FileServer:
         self.drops = 0
         self.stalls = 0
         self.drop_after = 0
+        self.trickle = 0.0
         self.release = threading.Event()
         self.lock = threading.Lock()
         self.url_path = url_path
@@ -168,6 +170,12 @@ class _Handler(BaseHTTPRequestHandler):
             elif stall:  # send part of it, then go quiet until the test is done
                 self.wfile.write(body[: state.drop_after])
                 state.release.wait(10)
+            elif state.trickle > 0:  # a byte now and then, never a timeout's worth of silence
+                for i in range(len(body)):
+                    if state.release.wait(state.trickle):
+                        break
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
             else:
                 self.wfile.write(body)
         except (BrokenPipeError, ConnectionResetError):

@@ -303,6 +303,22 @@ def test_predict_skips_an_unreadable_image_and_finishes_the_others(tmp_path, cap
     assert {r["output"] for r in records} <= {"a.png", "c.png"}
 
 
+
+@pytest.mark.parametrize("suffix", [".jpg"])      # a PNG cut short does not decode at all (the test above)
+def test_predict_counts_an_image_cut_short_as_unreadable(tmp_path, capsys, suffix):
+    from yolact_edu.data.images import sample_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    ok, encoded = cv2.imencode(suffix, sample_image()[:, :, ::-1])
+    (folder / f"cut{suffix}").write_bytes(encoded.tobytes()[: len(encoded) // 2])     # a download cut short
+    cv2.imwrite(str(folder / "whole.jpg"), np.full((40, 60, 3), 99, np.uint8))
+    assert main(["predict", str(folder), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert f"skipped {folder / f'cut{suffix}'}: image {folder / f'cut{suffix}'} is incomplete" in err
+    assert "cut short" in err and "1 of 2 images could not be read" in err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["whole.png"]
+
 # -- 5. every error is one clear line ----------------------------------------------------------------
 def test_missing_files_are_named_as_missing(shapes, tmp_path, monkeypatch, capsys):
     with pytest.raises(FileNotFoundError, match="checkpoint not found: missing.pth"):

@@ -25,6 +25,7 @@ from pycocotools.coco import COCO
 
 from yolact_edu.data.coco_annotations import UnsafeArchiveError, annotations_file, download_coco_annotations
 from yolact_edu.data.coco_subset import CocoSubsetError, build_coco_subset, subset_summary
+from yolact_edu.data.images import decode_image
 from yolact_edu.files.download import DownloadError
 
 CATEGORIES = [
@@ -388,3 +389,35 @@ def test_image_missing_from_local_folder_is_reported(coco, server, tmp_path):
         build_coco_subset(path, tmp_path / "cars", categories=["car"], images_from=local, progress=False)
     assert len(os.listdir(tmp_path / "cars" / "images")) == 3
     assert server.requests == []  # a local folder never falls back to downloading
+
+
+# -- issue 24: an image already there, or one cut short, is checked, not trusted ------------------
+def test_an_image_already_there_counts_only_when_it_is_complete(coco, server, tmp_path):
+    path, dataset, _ = coco
+    out_dir = tmp_path / "out"
+    name = f"{IMAGE_IDS[9]:012d}.jpg"                   # the one person-only image
+    (out_dir / "images").mkdir(parents=True)
+    (out_dir / "images" / name).write_bytes(b"junk!")
+    with pytest.raises(CocoSubsetError, match=rf"{name} is already there but is not an image.*it is kept.*--force"):
+        build_coco_subset(path, out_dir, categories=["person"], max_images=None, progress=False)
+    assert (out_dir / "images" / name).read_bytes() == b"junk!"
+    assert not (out_dir / "instances_subset.json").exists()
+    out = build_coco_subset(path, out_dir, categories=["person"], max_images=None, progress=False, force=True)
+    assert (out_dir / "images" / name).read_bytes() == server.files[f"/val2017/{name}"]
+    assert len(json.loads(out.read_text())["images"]) == 3
+
+
+@pytest.mark.parametrize("local", [False, True])
+def test_a_jpeg_cut_short_is_rejected(coco, server, tmp_path, local):
+    path, dataset, local_dir = coco
+    name = f"{IMAGE_IDS[9]:012d}.jpg"
+    whole = jpeg(120, 160, seed=1)              # big enough that its first part holds whole rows
+    half = whole[: len(whole) * 2 // 3]       # what a server that sends no Content-Length can end with
+    (tmp_path / "half.jpg").write_bytes(half)
+    assert decode_image(tmp_path / "half.jpg") is not None         # it still decodes, the rest grey
+    server.files[f"/val2017/{name}"] = half
+    (local_dir / name).write_bytes(half)
+    with pytest.raises(CocoSubsetError, match=rf"{name}.*a JPEG without its end-of-image marker"):
+        build_coco_subset(path, tmp_path / "out", categories=["person"], max_images=None, progress=False,
+                          images_from=local_dir if local else None)
+    assert not (tmp_path / "out" / "images" / name).exists()

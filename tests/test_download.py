@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import random
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,43 @@ def test_progress_bar_names_the_file(server, tmp_path, capsys):
     download_file(server.url, dest, progress=True, chunk_size=4096)
     assert "weights.pth" in capsys.readouterr().err
     assert dest.read_bytes() == DATA
+
+
+# -- issue 24: nothing unverified is taken as downloaded; no server can hang a download -----------
+def test_an_existing_dest_must_pass_the_checks_to_count_as_downloaded(server, tmp_path):
+    dest = tmp_path / "weights.pth"
+    dest.write_bytes(b"junk!")                      # 5 bytes under the right name
+
+    def verify(path):
+        if path.read_bytes() != DATA:
+            raise ValueError("not a valid checkpoint")
+    with pytest.raises(DownloadError, match=r"weights.pth is already there but is not a good copy .*not a valid "
+                                            r"checkpoint.*it is kept.*--force") as info:
+        download_file(server.url, dest, verify=verify, progress=False)
+    assert str(dest) in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(DownloadError, match="sha256 mismatch"):
+        download_file(server.url, dest, sha256=hashlib.sha256(DATA).hexdigest(), progress=False)
+    assert server.ranges == [] and dest.read_bytes() == b"junk!"      # no request; the file is the user's
+    assert download_file(server.url, dest, verify=verify, overwrite=True, progress=False) == dest
+    assert dest.read_bytes() == DATA
+    assert download_file(server.url, dest, verify=verify, progress=False) == dest      # a good copy counts
+    assert server.ranges == [None]
+
+
+def test_a_trickling_server_is_cut_and_retried_not_waited_for(server, tmp_path):
+    server.trickle = 0.05                           # 20 bytes/s, a read never times out
+    dest = tmp_path / "weights.pth"
+    started = time.monotonic()
+    with pytest.raises(DownloadError, match=r"too slow: \d+ bytes in \d+ s, under 1000 bytes/s.*gave up after 2 "
+                                            r"attempts; partial data kept in"):
+        download_file(server.url, dest, retries=1, backoff=0, progress=False, min_rate=1000, min_rate_grace=0.5)
+    assert time.monotonic() - started < 10
+    assert len(server.ranges) == 2 and server.ranges[1] is not None         # the retry resumed
+
+
+def test_the_failure_names_a_part_file_only_when_there_is_one(server, tmp_path):
+    server.statuses = [503, 503]
+    dest = tmp_path / "weights.pth"
+    with pytest.raises(DownloadError, match=r"gave up after 2 attempts; no data received\)$"):
+        download_file(server.url, dest, retries=1, backoff=0, progress=False)
+    assert not part_of(dest).exists()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -153,7 +154,8 @@ def test_interrupted_transfer_is_resumed(server, checkpoint, tmp_path, monkeypat
     server.drops = 1
     server.drop_after = 10_000_000
     sleeps = []
-    monkeypatch.setattr(yolact_edu.files.download, "time", SimpleNamespace(sleep=sleeps.append))
+    monkeypatch.setattr(yolact_edu.files.download, "time",
+                        SimpleNamespace(sleep=sleeps.append, monotonic=time.monotonic))
     path = download_official(NAME, tmp_path, base_url=server.url, progress=False)
     assert server.paths == [f"/mirror/{FILE}"] * 2 and server.ranges == [None, "bytes=10000000-"]
     assert len(sleeps) == 1  # one back-off before the retry
@@ -202,3 +204,18 @@ def test_cli_reports_a_failed_download(server, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "verification failed" in err
     assert not (tmp_path / FILE).exists()
+
+
+def test_cli_junk_under_the_release_name_is_not_taken_as_downloaded(server, checkpoint, tmp_path, capsys):
+    sd, data = checkpoint
+    server.files[f"/mirror/{FILE}"] = data
+    (tmp_path / FILE).write_bytes(b"junk!")
+    assert main(["weights", "download", NAME, "--dir", str(tmp_path), "--base-url", server.url]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(lines) == 1 and str(tmp_path / FILE) in lines[0] and "already there" in lines[0], lines
+    assert "--force" in lines[0] and "force=True" not in lines[0]
+    assert server.requests == [] and (tmp_path / FILE).read_bytes() == b"junk!"
+    assert main(["weights", "download", NAME, "--dir", str(tmp_path), "--base-url", server.url, "--force"]) == 0
+    assert_loads_as(tmp_path / FILE, sd)
+    assert main(["weights", "download", NAME, "--dir", str(tmp_path), "--base-url", server.url]) == 0
+    assert len(server.requests) == 1                # the good copy counts as downloaded: no second request

@@ -38,6 +38,7 @@ from ..files.atomic_write import temporary_path
 from ..files.download import download_file
 from ..files.output_folder import OutputFolder
 from .coco import coco_from_dict
+from .images import truncation_problem
 
 __all__ = ["CocoSubsetError", "build_coco_subset", "subset_summary"]
 
@@ -123,11 +124,20 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         raise
 
 
-def _check_image(path: Path) -> None:
-    # A proxy or CDN can answer 200 with an HTML error page; OpenCV's signature
-    # check catches that without decoding the whole picture.
+def _image_problem(path: Path) -> str | None:
+    """Why the file at ``path`` is not a complete image, or None. A proxy or CDN can answer 200 with
+    an HTML error page (OpenCV's signature check catches that without decoding the picture), and a
+    server that sends no Content-Length can end a body early (the end marker catches that)."""
     if not cv2.haveImageReader(str(path)):
-        raise ValueError("the downloaded file is not an image OpenCV can read")
+        return "not an image OpenCV can read"
+    return truncation_problem(path)
+
+
+def _check_image(path: Path) -> None:
+    problem = _image_problem(path)
+    if problem is not None:
+        raise ValueError(f"the downloaded file is {problem}" if problem.startswith("not")
+                         else f"the downloaded file is incomplete ({problem})")
 
 
 def subset_summary(dataset: dict) -> str:
@@ -227,12 +237,27 @@ def build_coco_subset(
     def fetch(image: dict) -> None:
         dest = image_dir / image["file_name"]
         if images_from is not None:
-            _link_or_copy(Path(images_from) / image["file_name"], dest)
+            source = Path(images_from) / image["file_name"]
+            problem = _image_problem(source) if source.is_file() else None
+            if problem is not None:
+                raise ValueError(f"{source} is {problem}")
+            _link_or_copy(source, dest)
         else:
-            download_file(image["coco_url"], dest, retries=retries, progress=False, verify=_check_image)
+            download_file(image["coco_url"], dest, retries=retries, progress=False, verify=_check_image,
+                          overwrite=force)
 
-    todo = [image for image in images if not (image_dir / image["file_name"]).is_file()]
+    # An image already there counts only if it is complete; a bad one is kept and named, unless force
+    # fetches it again.
     failures: dict[int, str] = {}
+    todo = []
+    for image in images:
+        dest = image_dir / image["file_name"]
+        problem = _image_problem(dest) if dest.is_file() else "missing"
+        if problem == "missing" or (problem is not None and force):
+            todo.append(image)
+        elif problem is not None:
+            failures[image["id"]] = (f"{dest} is already there but is {problem}; it is kept: remove it, or pass "
+                                     "--force to fetch it again")
     with tqdm(
         total=len(images), initial=len(images) - len(todo), unit="img", desc="COCO images", disable=not progress
     ) as bar:

@@ -50,14 +50,39 @@ def _as_rgb8(image: np.ndarray | None) -> np.ndarray | None:
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+JPEG_START, JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+PNG_START, PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+TAIL_BYTES = 1 << 16      # where an end marker is looked for: cameras may append data after it
+
+
+def truncation_problem(path: str | Path) -> str | None:
+    """Why a JPEG or PNG file is incomplete, or None: a file cut short (an interrupted download, a
+    full disk) still decodes, its missing rows filled in grey, so its end marker is checked instead
+    (JPEG's end-of-image, PNG's IEND chunk). Other formats: None."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+        size = handle.seek(0, 2)
+        handle.seek(max(0, size - TAIL_BYTES))
+        tail = handle.read()
+    if head.startswith(JPEG_START) and JPEG_END not in tail:
+        return "a JPEG without its end-of-image marker: the file is cut short"
+    if head.startswith(PNG_START) and PNG_END not in tail:
+        return "a PNG without its IEND chunk: the file is cut short"
+    return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
-    """:func:`decode_image`, with a FileNotFoundError or ValueError naming the file instead of None."""
+    """:func:`decode_image`, with a FileNotFoundError or ValueError naming the file instead of None;
+    a JPEG or PNG cut short is refused too (:func:`truncation_problem`)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"image not found: {path}")
     image = decode_image(path)
     if image is None:
         raise ValueError(f"cannot decode image {path} (corrupt or not an image)")
+    problem = truncation_problem(path)
+    if problem is not None:
+        raise ValueError(f"image {path} is incomplete ({problem})")
     return image
 
 
@@ -66,4 +91,4 @@ def sample_image() -> np.ndarray:
     return read_image(assets_dir() / "sample.jpg")
 
 
-__all__ = ["decode_image", "decode_image_bytes", "read_image", "sample_image"]
+__all__ = ["decode_image", "decode_image_bytes", "read_image", "sample_image", "truncation_problem"]

@@ -5,6 +5,8 @@ breaks, the partial file stays on disk and the next attempt (or a later call)
 asks the server only for the missing tail with an HTTP ``Range`` request. The
 finished file is checked (size, SHA-256, optional caller hook), fsynced and only
 then renamed onto ``dest`` with ``os.replace``, so ``dest`` is never half-written.
+A file already at ``dest`` is checked the same way before it is taken as downloaded, and a
+transfer slower than ``min_rate`` is cut and retried, so a trickling server cannot hang it.
 """
 
 from __future__ import annotations
@@ -82,9 +84,12 @@ def _attempt(
     timeout: float,
     chunk_size: int,
     progress: bool,
+    min_rate: tuple[float, float] = (0.0, 0.0),
 ) -> None:
-    """Make one request that extends ``part``; raise _Transient if it should be retried."""
+    """Make one request that extends ``part``; raise _Transient if it should be retried.
+    min_rate: (bytes per second, seconds of grace): slower than that on average, the attempt stops."""
     offset = part.stat().st_size if part.exists() else 0
+    started = time.monotonic()
     headers = {"User-Agent": USER_AGENT}
     if offset:
         headers["Range"] = f"bytes={offset}-"
@@ -105,7 +110,7 @@ def _attempt(
             # Range header, so this recursion cannot come back here.
             part.unlink()
             return _attempt(
-                url, dest, part, expected_size, timeout, chunk_size, progress
+                url, dest, part, expected_size, timeout, chunk_size, progress, min_rate
             )
         if err.code == 429 or err.code >= 500:
             raise _Transient(f"HTTP {err.code} {err.reason}") from err
@@ -150,6 +155,10 @@ def _attempt(
                     out.write(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
+                    elapsed = time.monotonic() - started
+                    if min_rate[0] and elapsed > min_rate[1] and (received - offset) / elapsed < min_rate[0]:
+                        raise _Transient(f"too slow: {received - offset} bytes in {elapsed:.0f} s, under "
+                                         f"{min_rate[0]:.0f} bytes/s")
         finally:
             bar.close()
     # http.client signals a peer that hung up early only as end-of-stream, so the
@@ -164,6 +173,24 @@ def _sha256_of(path: Path) -> str:
         while block := fh.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def _content_problem(path: Path, expected_size: int | None, sha256: str | None,
+                     verify: Callable[[Path], None] | None) -> tuple[str, BaseException | None] | None:
+    """What is wrong with the file at ``path`` as a download, (why, the exception behind it), or None."""
+    size = path.stat().st_size
+    if expected_size is not None and size != expected_size:
+        return f"size mismatch: expected {expected_size} bytes, got {size}", None
+    if sha256 is not None:
+        actual = _sha256_of(path)
+        if actual != sha256.strip().lower():
+            return f"sha256 mismatch: expected {sha256}, got {actual}", None
+    if verify is not None:
+        try:
+            verify(path)
+        except Exception as exc:  # noqa: BLE001 - any failure of the caller's check rejects the file
+            return f"verification failed: {type(exc).__name__}: {exc}", exc
+    return None
 
 
 def _fsync(path: Path) -> None:
@@ -186,10 +213,16 @@ def download_file(
     chunk_size: int = 1 << 20,
     progress: bool = True,
     overwrite: bool = False,
+    min_rate: float = 1024.0,
+    min_rate_grace: float = 30.0,
 ) -> Path:
     """Download ``url`` to ``dest`` and return ``dest`` as a Path.
 
-    An existing ``dest`` is returned untouched unless ``overwrite``. Dropped
+    An existing ``dest`` is taken as downloaded only if it passes the checks a download must pass
+    (``expected_size``, ``sha256``, ``verify``); one that fails them is kept and refused with a
+    DownloadError naming it, unless ``overwrite``, which downloads it again. An attempt whose
+    average rate after ``min_rate_grace`` seconds is under ``min_rate`` bytes/s (0: no limit) is
+    cut and retried like a dropped connection. Dropped
     connections, timeouts, HTTP 429 and 5xx are retried ``retries`` more times,
     waiting ``backoff * 2**n`` seconds before retry ``n`` (from 0), each retry
     resuming from the bytes already in ``<dest>.part``. If every attempt fails
@@ -200,41 +233,30 @@ def download_file(
     """
     dest = Path(dest)
     if dest.exists() and not overwrite:
-        return dest
+        problem = _content_problem(dest, expected_size, sha256, verify)
+        if problem is None:
+            return dest
+        raise DownloadError(f"{dest} is already there but is not a good copy of {url} ({problem[0]}); it is "
+                            "kept: move it away, or pass --force to download it again") from problem[1]
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
 
     for attempt in range(retries + 1):
         try:
-            _attempt(url, dest, part, expected_size, timeout, chunk_size, progress)
+            _attempt(url, dest, part, expected_size, timeout, chunk_size, progress, (min_rate, min_rate_grace))
             break
         except _Transient as exc:
             if attempt == retries:
-                raise _error(
-                    url,
-                    dest,
-                    f"{exc} (gave up after {retries + 1} attempts; "
-                    f"partial data kept in {part} for resuming)",
-                ) from exc
+                kept = (f"partial data kept in {part} for resuming" if part.exists() and part.stat().st_size
+                        else "no data received")
+                raise _error(url, dest, f"{exc} (gave up after {retries + 1} attempts; {kept})") from exc
             time.sleep(backoff * 2**attempt)
 
-    def reject(what: str, cause: BaseException | None = None) -> None:
+    problem = _content_problem(part, expected_size, sha256, verify)
+    if problem is not None:
         # Bad content must not be resumed by the next call, so the part goes too.
         part.unlink(missing_ok=True)
-        raise _error(url, dest, what) from cause
-
-    size = part.stat().st_size
-    if expected_size is not None and size != expected_size:
-        reject(f"size mismatch: expected {expected_size} bytes, got {size}")
-    if sha256 is not None:
-        actual = _sha256_of(part)
-        if actual != sha256.strip().lower():
-            reject(f"sha256 mismatch: expected {sha256}, got {actual}")
-    if verify is not None:
-        try:
-            verify(part)
-        except Exception as exc:  # noqa: BLE001 - any failure of the caller's check rejects the file
-            reject(f"verification failed: {type(exc).__name__}: {exc}", exc)
+        raise _error(url, dest, problem[0]) from problem[1]
 
     _fsync(part)
     os.replace(part, dest)
