@@ -9,6 +9,8 @@ import os
 
 from ..files.output_folder import OutputFolder
 
+FULL_PRECISION = ("seconds",)
+
 
 class TrainingLog:
     """``log.csv`` in an :class:`~yolact_edu.files.output_folder.OutputFolder`: one row per logging window.
@@ -35,7 +37,9 @@ class TrainingLog:
         self._folder.write_text(self._name, text.getvalue())
 
     def write(self, row: dict) -> None:
-        row = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) else v) for k, v in row.items()}
+        # six significant digits are plenty for losses and rates; elapsed seconds keep every digit
+        row = {k: (f"{v:.6g}" if isinstance(v, float) and math.isfinite(v) and k not in FULL_PRECISION else v)
+               for k, v in row.items()}
         if self.fields is None:              # the first row of a new log names the columns
             self.fields = list(row)
             self._rewrite([])

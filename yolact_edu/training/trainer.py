@@ -43,6 +43,7 @@ from ..bench.cpu import refuse_emulated_bf16
 from ..build import config_from_dict
 from ..data.coco import collate
 from ..files.output_folder import OutputFolder
+from ..files.run_lock import LOCK_NAME, RunLock
 from . import distributed
 from .checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
 from .log import TrainingLog
@@ -52,6 +53,13 @@ from .stop_signals import StopSignals, ignore_stop_signals
 
 # Log columns besides the loss parts (which are whatever the model's criterion returns).
 BOOKKEEPING = ("iteration", "epoch", "lr", "images_per_second", "skipped_steps", "seconds")
+# This many steps in a row with a non-finite loss and the run has diverged: it stops (the original
+# stops at the first NaN loss; a lone one, from a bad batch, is skipped here).
+DIVERGED_AFTER = 5
+
+
+class TrainingDiverged(ValueError):
+    """The loss stayed non-finite: the settings (usually the learning rate) make training diverge."""
 
 
 def _check_count(name: str, value, least: int, optional: bool = False) -> None:
@@ -179,6 +187,9 @@ class Trainer:
 
         self.iteration = self.epoch = self.batch_in_epoch = 0
         self.skipped_steps = 0
+        self.failed_in_a_row = 0            # consecutive steps with a non-finite loss (DIVERGED_AFTER)
+        self.seconds_before = 0.0           # training seconds of the runs this one resumes
+        self._run_started: float | None = None
         self.validations: list[dict] = []
         self._stop = False
         self._signals = StopSignals()           # what Ctrl+C / SIGTERM asked for during run()
@@ -220,7 +231,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
-                "trainer": {"seed": self.seed, "skipped_steps": self.skipped_steps,
+                "trainer": {"seed": self.seed, "skipped_steps": self.skipped_steps, "seconds": self.seconds(),
                             "batch_size": self.batch_size, "world_size": self.world_size,
                             "max_iter": self.max_iter, "validations": self.validations}}
 
@@ -252,6 +263,7 @@ class Trainer:
         self.iteration, self.epoch = checkpoint["iteration"], checkpoint["epoch"]
         self.batch_in_epoch = checkpoint["batch_in_epoch"]
         self.skipped_steps, self.seed = trainer["skipped_steps"], trainer["seed"]
+        self.seconds_before = float(trainer.get("seconds", 0.0))
         self.validations = list(trainer.get("validations", []))
         self.sampler.seed = self.seed
         torch.set_rng_state(checkpoint["rng"]["torch"])
@@ -306,7 +318,15 @@ class Trainer:
             total = sum(losses.values())
         if not outputs_finite or not distributed.all_finite(total):
             self.skipped_steps += 1
+            self.failed_in_a_row += 1
+            if self.failed_in_a_row >= DIVERGED_AFTER:
+                lr = self.optimizer.param_groups[0]["lr"]
+                raise TrainingDiverged(
+                    f"training diverged at iteration {self.iteration + 1}: the last {self.failed_in_a_row} steps had "
+                    f"a non-finite loss (learning rate {lr:g}); lower the learning rate (--lr); the last good "
+                    f"checkpoint, if any, is in {self.checkpoint_dir}")
             return None
+        self.failed_in_a_row = 0
         self.scaler.scale(total).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
@@ -316,6 +336,24 @@ class Trainer:
     def run(self) -> dict:
         """Train until ``max_iter`` (or a stop request, Ctrl+C or SIGTERM); returns a summary dict
         ("interrupted" is True and "signal" names it when a signal stopped the run)."""
+        # one writer per run folder; the OS drops the lock with the process, however it ends
+        if self.is_main:
+            self.outputs.claim(LOCK_NAME)       # the lock file is the run's own, listed in the ledger
+        lock = RunLock(self.out_dir).acquire() if self.is_main else None
+        self._run_started = time.perf_counter()
+        try:
+            return self._run()
+        finally:
+            self.seconds_before, self._run_started = self.seconds(), None     # a later run() adds to it
+            if lock is not None:
+                lock.release()
+
+    def seconds(self) -> float:
+        """Training seconds so far, the resumed runs' included (the ``seconds`` column of log.csv)."""
+        started = self._run_started
+        return self.seconds_before + (time.perf_counter() - started if started is not None else 0.0)
+
+    def _run(self) -> dict:
         log = TrainingLog(self.outputs, "log.csv", self.iteration) if self.is_main else None
         bar = tqdm(total=self.max_iter, initial=self.iteration, desc=f"train {self.cfg.name}",
                    unit="it", disable=not self.progress, dynamic_ncols=True)
@@ -401,7 +439,7 @@ class Trainer:
             row[name] = distributed.mean(sum(w[name] for w in window) / len(window), self.device)
         row["images_per_second"] = images_per_second
         row["skipped_steps"] = self.skipped_steps
-        row["seconds"] = time.time()
+        row["seconds"] = round(self.seconds(), 3)
         return row
 
     def _tensorboard(self, row: dict) -> None:
