@@ -97,3 +97,90 @@ def test_cli_export_checks_with_onnxruntime(tmp_path, capsys):
     assert main(["export", "--format", "onnx", "--output", str(users)]) == 1
     assert "was not written by yolact_edu; pass --force" in capsys.readouterr().err
     assert users.read_bytes() == b"mine"
+
+
+# -- issue 24: the three files of an export cannot be mismatched; a failed export leaves nothing --------
+@pytest.fixture
+def trio(exported, tmp_path):
+    """A copy of the shipped model's export, (graph, JSON, priors), to spoil."""
+    priors, meta = sidecar_paths(exported)
+    copies = []
+    for source in (exported, meta, priors):
+        target = tmp_path / source.name
+        target.write_bytes(source.read_bytes())
+        copies.append(target)
+    return copies
+
+
+def spoil_json(meta_path, change):
+    meta = json.loads(meta_path.read_text())
+    change(meta)
+    meta_path.write_text(json.dumps(meta))
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (lambda g, j, p: j.write_text("{not json"), r"json is not valid JSON \(.*line 1\)"),
+    (lambda g, j, p: j.write_bytes(b"\xff\xfe\x00"), r"json is not a text file"),
+    (lambda g, j, p: spoil_json(j, lambda m: m.pop("config")), r"json has no 'config' field"),
+    (lambda g, j, p: spoil_json(j, lambda m: m.pop("graph_sha256")), r"json has no 'graph_sha256' field"),
+    (lambda g, j, p: spoil_json(j, lambda m: m.update(graph_sha256="0" * 64)), r"json describes another export"),
+    (lambda g, j, p: spoil_json(j, lambda m: m["config"].update(num_classes=80,
+                                                                 class_names=[f"c{i}" for i in range(80)])),
+     r"output 'conf' is \['batch', '\w+', 7\], but .*json and its priors describe \[batch, \d+, 81\]"),
+    (lambda g, j, p: np.save(p, np.zeros((10, 4), np.float32)), r"priors.npy is not the priors of this export"),
+    (lambda g, j, p: (np.save(p, np.full((4092, 4), np.nan, np.float32)),
+                      spoil_json(j, lambda m: m.pop("priors_sha256"))), r"priors.npy holds non-finite priors"),
+    (lambda g, j, p: (np.save(p, np.zeros((4092, 3), np.float32)),
+                      spoil_json(j, lambda m: m.pop("priors_sha256"))), r"shape \(4092, 3\), not priors \[P,4\]"),
+    (lambda g, j, p: (np.save(p, np.zeros((10, 4), np.float32)),
+                      spoil_json(j, lambda m: m.pop("priors_sha256"))), r"priors.npy holds 10 priors, but the export"),
+])
+def test_a_spoiled_or_foreign_sidecar_is_refused_in_one_line(trio, spoil, message):
+    graph, meta, priors = trio
+    spoil(graph, meta, priors)
+    with pytest.raises(ValueError, match=message) as refused:
+        OnnxYolact(graph)
+    assert "\n" not in str(refused.value)
+
+
+def test_the_sidecars_of_another_export_are_refused(trio, tmp_path):
+    graph, meta, _ = trio
+    torch.manual_seed(0)
+    other = export_onnx(ye.build_model("yolact_tiny").eval(), tmp_path / "other" / "coco80.onnx")   # 80 classes
+    meta.write_text(sidecar_paths(other)[1].read_text())          # its JSON beside the 6-class graph
+    with pytest.raises(ValueError, match="describes another export"):
+        OnnxYolact(graph)
+
+
+def test_a_full_disk_during_export_is_one_line_naming_the_file_and_leaves_nothing(tmp_path):
+    from test_bad_input import one_error_line, run_cli, small_disk
+
+    disk = tmp_path / "disk"
+    with small_disk(disk) as limit:
+        result = run_cli(["export", "--format", "onnx", "--output", str(disk / "tiny.onnx"), "--no-check"],
+                         cwd=tmp_path, preexec_fn=limit)
+        left = sorted(p.name for p in disk.iterdir() if p.name != ".yolact_edu_outputs.json")
+    assert result.returncode == 1
+    line = one_error_line(result.stderr)
+    assert str(disk / "tiny.onnx") in line and ("No space left on device" in line or "File too large" in line)
+    assert left == []                                             # no .part graph, no half sidecar
+
+
+def test_sigterm_during_export_leaves_no_partial_graph(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen([sys.executable, "-m", "yolact_edu.cli", "export", "--format", "onnx", "--config",
+                                "yolact_resnet50", "--output", str(tmp_path / "r50.onnx"), "--no-check"],
+                               cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not any(".part" in p.name for p in tmp_path.iterdir()):     # the graph is being written
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "terminated" in err and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir() if ".part" in p.name or p.suffix == ".onnx") == []

@@ -16,7 +16,9 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 import warnings
 
 from . import bench, configs, data, demo, export, predict, train, video, weights
@@ -42,6 +44,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (``timeout``, ``kill``, ``docker stop``): raised like Ctrl+C's KeyboardInterrupt,
+    so every command's clean-up runs (temporary files removed) before the process ends with 143.
+    ``train`` installs its own handler while it trains: it stops at the next step with a checkpoint."""
+
+
+def _terminate(_number, _frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status. Every error becomes one line on stderr
     ("error: ..." naming the file and the cause); ``--debug`` (or $YOLACT_EDU_DEBUG=1) shows the
@@ -52,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     python_format = warnings.formatwarning
     if not debug:       # a warning is one line too, without the source line Python appends
         warnings.formatwarning = lambda message, category, *_args, **_kwargs: f"warning: {message}\n"
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -59,6 +73,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print("interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        if debug:
+            raise
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return 143
     except Exception as exc:            # the CLI boundary: nothing escapes as a raw traceback
         if debug:
             raise
@@ -68,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         warnings.formatwarning = python_format
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
 
 
 __all__ = ["main", "build_parser", "COMMANDS"]

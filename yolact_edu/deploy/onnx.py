@@ -22,6 +22,9 @@ a YOLACT++ config in one line).
 """
 from __future__ import annotations
 
+import errno
+import hashlib
+import io
 import json
 import os
 import warnings
@@ -34,7 +37,7 @@ from torch import nn
 
 from ..config import YolactConfig, config_from_dict, config_to_dict
 from ..detections import Detections
-from ..files.atomic_write import write_atomically
+from ..files.atomic_write import create_temporary, write_atomically
 from ..files.output_folder import OutputFolder
 from ..model.segmenter import as_image_list, image_size
 from ..ops.preprocess import preprocess_images
@@ -107,22 +110,84 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, fo
         raw = traced(example)
     dynamic = {name: {0: "batch"} for name in ("image", *OUTPUT_NAMES)}
     outputs.claim(path.name, priors_path.name, meta_path.name)
-    partial = path.with_name(path.name + ".partial")
-    with warnings.catch_warnings():
-        # the TorchScript exporter warns that it is deprecated, and the tracer that the priors'
-        # numpy grid is a constant: it is, for a fixed input size, and is saved beside the model
-        warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (example,), str(partial), dynamo=False, input_names=["image"],
-                          output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic, opset_version=OPSET)
-    np.save(priors_path, raw["priors"].numpy())
-    meta = {"format": "yolact_edu onnx", "opset": OPSET, "config": config_to_dict(cfg),
-            "input": {"name": "image", "shape": ["batch", 3, cfg.max_size, cfg.max_size], "dtype": "float32",
-                      "normalization": cfg.normalization},
-            "outputs": {name: list(raw[name].shape[1:]) for name in OUTPUT_NAMES},
-            "priors": priors_path.name, "postprocessing": POSTPROCESSING, "torch": torch.__version__}
-    write_atomically(meta_path, json.dumps(meta, indent=1) + "\n")
-    os.replace(partial, path)
+    # The graph is written under a temporary name that the next run in this folder sweeps if this
+    # process is killed; any other failure removes it here, and a full disk is named by its file.
+    partial = create_temporary(path)
+    try:
+        with warnings.catch_warnings():
+            # the TorchScript exporter warns that it is deprecated, and the tracer that the priors'
+            # numpy grid is a constant: it is, for a fixed input size, and is saved beside the model
+            warnings.simplefilter("ignore")
+            torch.onnx.export(wrapper, (example,), str(partial), dynamo=False, input_names=["image"],
+                              output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic, opset_version=OPSET)
+        priors = io.BytesIO()
+        np.save(priors, raw["priors"].numpy())
+        write_atomically(priors_path, priors.getvalue())
+        # The sidecars are bound to this graph: OnnxYolact refuses a JSON or priors of another export.
+        meta = {"format": "yolact_edu onnx", "opset": OPSET, "config": config_to_dict(cfg),
+                "input": {"name": "image", "shape": ["batch", 3, cfg.max_size, cfg.max_size], "dtype": "float32",
+                          "normalization": cfg.normalization},
+                "outputs": {name: list(raw[name].shape[1:]) for name in OUTPUT_NAMES},
+                "priors": priors_path.name, "graph_sha256": file_sha256(partial),
+                "priors_sha256": hashlib.sha256(priors.getvalue()).hexdigest(),
+                "postprocessing": POSTPROCESSING, "torch": torch.__version__}
+        write_atomically(meta_path, json.dumps(meta, indent=1) + "\n")
+        os.replace(partial, path)
+    except BaseException as exc:
+        partial.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None and exc.errno is not None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        if isinstance(exc, RuntimeError) and "No space left on device" in str(exc):   # from the C++ writer
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
+        raise
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_description(meta_path: Path) -> dict:
+    """The export's JSON description, checked: one ValueError naming the file for anything wrong."""
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{meta_path} is not valid JSON ({exc.msg}, line {exc.lineno}): export again") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{meta_path} is not a text file: export again") from None
+    if not isinstance(meta, dict) or meta.get("format") != "yolact_edu onnx":
+        found = meta.get("format") if isinstance(meta, dict) else type(meta).__name__
+        raise ValueError(f"{meta_path} is not a yolact_edu ONNX description (field 'format' is {found!r})")
+    for key in ("config", "graph_sha256"):
+        if key not in meta:
+            raise ValueError(f"{meta_path} has no {key!r} field (an export older than the sidecar check, or "
+                             "an edited file): export again")
+    return meta
+
+
+def read_priors(priors_path: Path, meta: dict) -> np.ndarray:
+    """The export's priors [P,4] (cx, cy, w, h in [0, 1]), checked against the description."""
+    data = priors_path.read_bytes()
+    if "priors_sha256" in meta and hashlib.sha256(data).hexdigest() != meta["priors_sha256"]:
+        raise ValueError(f"{priors_path} is not the priors of this export (its SHA-256 differs): export again")
+    try:
+        priors = np.load(io.BytesIO(data), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"{priors_path} is not a .npy array ({exc}): export again") from None
+    if priors.ndim != 2 or priors.shape[1] != 4 or not np.issubdtype(priors.dtype, np.floating):
+        raise ValueError(f"{priors_path} holds a {priors.dtype} array of shape {priors.shape}, not priors [P,4]")
+    if not np.isfinite(priors).all():
+        raise ValueError(f"{priors_path} holds non-finite priors: export again")
+    recorded = meta.get("outputs", {}).get("loc")
+    if recorded and recorded[0] != len(priors):
+        raise ValueError(f"{priors_path} holds {len(priors)} priors, but the export it sits beside has "
+                         f"{recorded[0]}: the files are of different exports")
+    return priors.astype(np.float32, copy=False)
 
 
 class OnnxYolact:
@@ -140,14 +205,31 @@ class OnnxYolact:
             if not needed.is_file():
                 raise FileNotFoundError(f"{needed} is missing: export_onnx writes the .onnx file with its "
                                         ".json and .priors.npy beside it")
-        meta = json.loads(meta_path.read_text())
-        if meta.get("format") != "yolact_edu onnx":
-            raise ValueError(f"{meta_path} is not a yolact_edu ONNX description (field 'format' is "
-                             f"{meta.get('format')!r})")
-        self.cfg = config_from_dict(meta["config"], YolactConfig)
-        self.priors = torch.from_numpy(np.load(priors_path))
+        meta = read_description(meta_path)
+        if meta["graph_sha256"] != file_sha256(path):
+            raise ValueError(f"{meta_path} describes another export than {path} (the graph's SHA-256 differs): "
+                             "keep the three files of one export together, or export again")
+        try:
+            self.cfg = config_from_dict(meta["config"], YolactConfig)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{meta_path}: its 'config' is not a YOLACT config ({exc})") from exc
         self.session = ort.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
         self.path = path
+        self.priors = torch.from_numpy(read_priors(priors_path, meta))
+        self._check_outputs(meta_path)
+
+    def _check_outputs(self, meta_path: Path) -> None:
+        """The graph's outputs against the config and priors: a mismatch would mislabel every detection."""
+        shapes = {output.name: output.shape for output in self.session.get_outputs()}
+        expected = {"loc": [len(self.priors), 4], "conf": [len(self.priors), self.cfg.num_classes + 1],
+                    "coef": [len(self.priors), self.cfg.num_protos]}
+        for name, dims in expected.items():
+            found = shapes.get(name)
+            known = None if found is None else list(found[1:])      # symbolic dims (str) match anything
+            if known is None or len(known) != len(dims) or any(isinstance(d, int) and d != want
+                                                              for d, want in zip(known, dims)):
+                raise ValueError(f"{self.path}'s output {name!r} is {found}, but {meta_path} and its priors "
+                                 f"describe [batch, {', '.join(map(str, dims))}]: the files are of different exports")
 
     def raw(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Normalised batch [B,3,S,S] -> the raw dict of :meth:`Yolact.forward` (CPU tensors)."""
@@ -156,6 +238,9 @@ class OnnxYolact:
             raise ValueError(f"{self.path.name} takes [B,{','.join(map(str, expected))}] input, got {tuple(x.shape)}")
         outputs = self.session.run(list(OUTPUT_NAMES), {"image": x.detach().cpu().float().numpy()})
         raw = {name: torch.from_numpy(value) for name, value in zip(OUTPUT_NAMES, outputs)}
+        if raw["loc"].shape[1] != len(self.priors):      # the graph's prior count is only known by running it
+            raise ValueError(f"{self.path} gives {raw['loc'].shape[1]} priors per image, its priors file holds "
+                             f"{len(self.priors)}: the files are of different exports")
         raw["priors"] = self.priors
         return raw
 
