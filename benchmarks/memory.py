@@ -2,9 +2,14 @@
 
     python benchmarks/memory.py                          # yolact_base, CPU
     python benchmarks/memory.py --config yolact_resnet50 --size 4000 3000
+    python benchmarks/memory.py --config condinst_tiny --cases "library predict" "cli predict, 1 photo"
 
-Cases (random weights, a sharpened class head and the candidate threshold at 0 so that every
-case keeps its full number of detections, as a trained model on a busy photo would):
+A shipped family (``yolact_tiny``, ``maskrcnn_tiny``, ``condinst_tiny``, ``solov2_tiny``,
+``blendmask_tiny``, ``centermask_tiny``) runs with its trained weights, every other config with
+random weights.
+
+Cases (thresholds at 0 so that every case keeps its full number of detections, as on a busy
+photo; random YOLACT weights get a sharpened class head):
 
 * ``library predict``: ``model.predict(photo, conf_threshold=0)``, the default 100 detections,
   each mask a bool [3000,4000] as the Detections contract says;
@@ -40,13 +45,24 @@ def peak_mb():
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 torch.manual_seed(0)
+shipped = {}
+try:
+    from yolact_edu.lessons.pretrained import SHIPPED_WEIGHTS as shipped
+except ImportError:
+    pass
+yolact = config.startswith("yolact")
 if case == "library predict":
-    model = ye.Yolact(config).eval()
-    with torch.no_grad():
-        model.prediction_layers[0].conf_layer.weight.mul_(20)
+    if config in shipped:
+        from yolact_edu.lessons.pretrained import shipped_model
+        model = shipped_model(config)
+    else:
+        model = ye.build_model(config).eval() if hasattr(ye, "build_model") else ye.Yolact(config).eval()
+        if yolact:
+            with torch.no_grad():
+                model.prediction_layers[0].conf_layer.weight.mul_(20)
     photo = cv2.cvtColor(cv2.imread(photos[0]), cv2.COLOR_BGR2RGB)
     before = peak_mb()
-    detections = model.predict(photo, conf_threshold=0.0)
+    detections = model.predict(photo, **({"conf_threshold": 0.0} if yolact else {"score_threshold": 0.0}))
     count = len(detections)
 else:
     import importlib
@@ -69,8 +85,9 @@ else:
     for module in modules:
         if hasattr(module, "inference_model"):
             module.inference_model = measured
-    status = main(["predict", *photos[:n], "--config", config, "--output", folder + "/out" + str(n),
-                   "--device", "cpu"])
+    model_options = ["--weights", str(shipped[config])] if config in shipped else ["--config", config]
+    status = main(["predict", *photos[:n], *model_options, "--output", folder + "/out" + str(n),
+                   "--device", "cpu", "--score-threshold", "0"])
     assert status == 0, status
     before, count = marks["before"], len(json.load(open(folder + "/out" + str(n) + "/detections.json")))
 print(json.dumps({"case": case, "before_mb": before, "peak_mb": peak_mb(), "detections": count,

@@ -170,6 +170,32 @@ def test_a_file_that_is_not_an_image_keeps_the_previous_explorer(tiny_model, pic
     assert not widget.show_file("empty.jpg", b"")
 
 
+
+def test_a_photo_larger_than_a_screen_is_explored_at_screen_size(tiny_model, picture, monkeypatch):
+    import yolact_edu.widgets.image_upload as upload
+
+    monkeypatch.setattr(upload, "DISPLAY_SIDE", 65)                  # as a 12000x9000 photo meets 1280
+    widget = UploadExplorer(tiny_model)
+    assert widget.show_file("big.png", png_bytes(picture))           # 130x90
+    assert widget.image.shape == (45, 65, 3) and widget.explorer.mask_image.shape == (45, 65)
+    assert widget.message.startswith("big.png: 130x90 px, explored at 65x45, ")
+    assert abs(float(widget.image.mean()) - float(picture.mean())) < 2        # the same picture, smaller
+    assert upload.fit_to_display(picture, 200) is picture                     # one that fits is not touched
+
+
+def test_a_photo_too_large_to_decode_is_refused_in_one_line(tiny_model, picture, monkeypatch):
+    import yolact_edu.widgets.image_upload as upload
+
+    widget = UploadExplorer(tiny_model)
+    assert widget.show_file("box.png", png_bytes(picture))
+    explorer = widget.explorer
+    monkeypatch.setattr(upload, "MAX_UPLOAD_PIXELS", 10_000)
+    monkeypatch.setattr(upload, "decode_image_bytes", lambda content: pytest.fail("decoded anyway"))
+    assert not widget.show_file("huge.png", png_bytes(picture))      # 11,700 pixels declared
+    assert widget.message.startswith("huge.png is 130x90 px, 0 megapixels: more than the 0 this explorer can "
+                                      "decode") and widget.message.endswith("still showing box.png")
+    assert widget.explorer is explorer and "\n" not in widget.message
+
 def test_bytes_decode_as_the_same_file_decodes(tmp_path):
     """Uploads and files go through one conversion: 16-bit, grayscale and alpha alike."""
     wide = (np.arange(24 * 32, dtype=np.uint16).reshape(24, 32) * 85)          # 16-bit grayscale

@@ -239,3 +239,29 @@ def test_checkpoint_reloads_as_the_same_model_detects_and_scores(name, shapes, t
     assert len(model.predict(image, score_threshold=0.0, top_k=1)) <= 1
     metrics = evaluate(model, dataset(shapes, "val"), progress=False, verbose=False)
     assert metrics["num_images"] == 3 and set(metrics) >= {"bbox", "segm"}
+
+
+def test_every_family_brings_masks_to_image_size_a_few_at_a_time(monkeypatch):
+    """The chunked paths (issue 24: within YOLACT's float32 budget, not all masks at once) give the
+    very masks of the all-at-once computation."""
+    import torch.nn.functional as F
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    from yolact_edu.ops import assemble
+    from yolact_edu.relatives.instance_masks import detections_from_image_masks, detections_from_roi_masks
+
+    generator = torch.Generator().manual_seed(0)
+    count, height, width = 11, 90, 130
+    monkeypatch.setattr(assemble, "UPSAMPLE_CHUNK_BYTES", 3 * 4 * height * width)        # three masks per step
+    corners = torch.rand(count, 2, generator=generator) * 40
+    boxes = torch.cat([corners, corners + 5 + torch.rand(count, 2, generator=generator) * 20], 1)
+    roi = torch.rand(count, 14, 14, generator=generator)
+    found = detections_from_roi_masks(boxes, torch.rand(count), torch.zeros(count, dtype=torch.long), roi, 64,
+                                      (height, width), ["thing"])
+    at_once = paste_masks_in_image(roi[:, None], found.boxes, (height, width))[:, 0] > 0.5
+    assert torch.equal(found.masks, at_once) and found.masks.any()
+    probs = torch.rand(count, 16, 16, generator=generator)
+    found = detections_from_image_masks(torch.rand(count), torch.zeros(count, dtype=torch.long), probs, 64,
+                                        (height, width), ["thing"])
+    at_once = F.interpolate(probs[:, None], (height, width), mode="bilinear", align_corners=False)[:, 0] > 0.5
+    assert torch.equal(found.masks, at_once) and found.masks.any()

@@ -7,6 +7,10 @@ Two kinds of mask come out of the relatives:
   assembly step), resized to the image and thresholded (:func:`detections_from_image_masks`);
 * per-RoI probabilities [n,R,R] inside a box (BlendMask, CenterMask, Mask R-CNN), pasted into
   the box at image size (:func:`detections_from_roi_masks`).
+
+Both go to image size a few masks at a time, within YOLACT's float32 budget
+(:data:`~yolact_edu.ops.assemble.UPSAMPLE_CHUNK_BYTES`), so that on a 12-megapixel photo only the
+bool masks are held whole, never a float32 copy of all of them (48 MB a mask).
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import masks_to_boxes, roi_align
 
 from ..detections import Detections
+from ..ops import assemble
 
 
 def _to_image(boxes: torch.Tensor, input_size: int, height: int, width: int) -> torch.Tensor:
@@ -33,10 +38,12 @@ def detections_from_roi_masks(boxes: torch.Tensor, scores: torch.Tensor, labels:
     0-based, roi_probs [n,R,R] in [0,1] -> Detections with each mask pasted into its box."""
     height, width = (int(v) for v in image_size)
     image_boxes = _to_image(boxes.float(), input_size, height, width)
-    if len(boxes):
-        masks = paste_masks_in_image(roi_probs[:, None].float(), image_boxes, (height, width))[:, 0] > mask_threshold
-    else:
-        masks = torch.zeros((0, height, width), dtype=torch.bool, device=boxes.device)
+    masks = torch.zeros((len(boxes), height, width), dtype=torch.bool, device=boxes.device)
+    per_step = max(1, assemble.UPSAMPLE_CHUNK_BYTES // (4 * height * width))
+    for start in range(0, len(boxes), per_step):          # each paste is a float32 image per mask
+        chunk = slice(start, start + per_step)
+        masks[chunk] = paste_masks_in_image(roi_probs[chunk, None].float(), image_boxes[chunk],
+                                            (height, width))[:, 0] > mask_threshold
     return Detections(boxes=image_boxes, scores=scores.float(), labels=labels, masks=masks,
                       boxes_rel=boxes.float() / input_size, class_names=class_names)
 
@@ -48,11 +55,12 @@ def detections_from_image_masks(scores: torch.Tensor, labels: torch.Tensor, prob
     the threshold). boxes: [n,4] input px from a detector, or None to take each mask's own box
     (SOLOv2 predicts no boxes; an empty mask gets a zero box)."""
     height, width = (int(v) for v in image_size)
-    if len(probs):
-        masks = F.interpolate(probs[:, None].float(), (height, width), mode="bilinear",
-                              align_corners=False)[:, 0] > mask_threshold
-    else:
-        masks = torch.zeros((0, height, width), dtype=torch.bool, device=probs.device)
+    masks = torch.zeros((len(probs), height, width), dtype=torch.bool, device=probs.device)
+    per_step = max(1, assemble.UPSAMPLE_CHUNK_BYTES // (4 * height * width))
+    for start in range(0, len(probs), per_step):         # bilinear, each mask alone, as F.interpolate
+        chunk = slice(start, start + per_step)
+        masks[chunk] = F.interpolate(probs[chunk, None].float(), (height, width), mode="bilinear",
+                                     align_corners=False)[:, 0] > mask_threshold
     if boxes is None:
         image_boxes = torch.zeros((len(masks), 4), device=masks.device)
         filled = masks.flatten(1).any(1)

@@ -31,7 +31,6 @@ from torchvision.models.detection import MaskRCNN
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredictor
-from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
@@ -41,6 +40,7 @@ from ..model.backbone import ResNetBackbone
 from ..model.fpn import FPN
 from ..model.segmenter import InstanceSegmenter
 from ..postprocess import per_image_sizes
+from .instance_masks import detections_from_roi_masks
 
 # torchvision's loss names -> the parts the Trainer logs
 LOSS_PARTS = {"loss_objectness": "rpn_objectness", "loss_rpn_box_reg": "rpn_box",
@@ -198,15 +198,9 @@ class MaskRCNNTiny(InstanceSegmenter, MaskRCNN):
         for boxes, scores, labels, probs, (height, width) in zip(
                 raw["boxes"], raw["scores"], raw["labels"], raw["mask_probs"], image_sizes):
             keep = torch.nonzero(scores >= score_threshold).flatten()[:top_k]
-            boxes, scores, labels, probs = boxes[keep].float(), scores[keep].float(), labels[keep], probs[keep]
-            scale = boxes.new_tensor([width / size, height / size, width / size, height / size])
-            image_boxes = boxes * scale
-            image_boxes[:, 0::2] = image_boxes[:, 0::2].clamp(0, width)
-            image_boxes[:, 1::2] = image_boxes[:, 1::2].clamp(0, height)
-            pasted = paste_masks_in_image(probs[:, None].float(), image_boxes, (int(height), int(width)))
-            results.append(Detections(boxes=image_boxes, scores=scores, labels=labels - 1,
-                                      masks=pasted[:, 0] > mask_threshold, boxes_rel=boxes / size,
-                                      class_names=self.cfg.class_names))
+            # pasted a few at a time, as every family's masks (relatives/instance_masks.py)
+            results.append(detections_from_roi_masks(boxes[keep], scores[keep], labels[keep] - 1, probs[keep], size,
+                                                     (height, width), self.cfg.class_names, mask_threshold))
         return results
 
 
