@@ -19,7 +19,8 @@ def formatter(prog):
 # -- outputs: every command writes through output_folder, which protects all that it reads -----
 # The options that name where a command writes. Every other option whose value names an existing
 # file or folder is an input of the command, and no output may replace it, not even with --force.
-OUTPUT_OPTIONS = frozenset({"output", "out", "dir", "root", "plot"})
+# (--resume names one of the run's own checkpoints, which the run may write again at that iteration.)
+OUTPUT_OPTIONS = frozenset({"output", "out", "dir", "root", "plot", "resume"})
 
 
 def command_inputs(args) -> list:
