@@ -11,9 +11,8 @@ import hashlib
 import shutil
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
+from test_user_files import clip, picture  # the same small photo and video
 
 from yolact_edu.cli.common import command_inputs
 from yolact_edu.cli.main import build_parser, main
@@ -36,20 +35,6 @@ def leaf_commands(parser: argparse.ArgumentParser, prefix=()) -> list[str]:
         return [" ".join(prefix)]
     return [name for sub in subparsers for key, child in sub.choices.items()
             for name in leaf_commands(child, (*prefix, key))]
-
-
-def picture(path: Path, size=(48, 64)) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    assert cv2.imwrite(str(path), np.full((*size, 3), 120, np.uint8))
-    return path
-
-
-def clip(path: Path) -> Path:
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10.0, (64, 48))
-    for i in range(3):
-        writer.write(np.full((48, 64, 3), 40 * i, np.uint8))
-    writer.release()
-    return path
 
 
 def copied(source, target: Path) -> Path:

@@ -136,8 +136,7 @@ def _image_problem(path: Path) -> str | None:
 def _check_image(path: Path) -> None:
     problem = _image_problem(path)
     if problem is not None:
-        raise ValueError(f"the downloaded file is {problem}" if problem.startswith("not")
-                         else f"the downloaded file is incomplete ({problem})")
+        raise ValueError(f"the downloaded file is {problem}")
 
 
 def subset_summary(dataset: dict) -> str:
@@ -252,10 +251,13 @@ def build_coco_subset(
     todo = []
     for image in images:
         dest = image_dir / image["file_name"]
-        problem = _image_problem(dest) if dest.is_file() else "missing"
-        if problem == "missing" or (problem is not None and force):
+        if not dest.is_file():
             todo.append(image)
-        elif problem is not None:
+        elif (problem := _image_problem(dest)) is None:
+            continue
+        elif force:
+            todo.append(image)
+        else:
             failures[image["id"]] = (f"{dest} is already there but is {problem}; it is kept: remove it, or pass "
                                      "--force to fetch it again")
     with tqdm(

@@ -38,6 +38,7 @@ from torch import nn
 from ..config import YolactConfig, config_from_dict, config_to_dict
 from ..detections import Detections
 from ..files.atomic_write import create_temporary, write_atomically
+from ..files.download import file_sha256
 from ..files.output_folder import OutputFolder
 from ..model.segmenter import as_image_list, image_size
 from ..ops.preprocess import preprocess_images
@@ -141,15 +142,6 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, batch: int = 1, fo
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from exc
         raise
     return path
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, as hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def read_description(meta_path: Path) -> dict:

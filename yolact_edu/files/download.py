@@ -20,7 +20,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["DownloadError", "download_file"]
+__all__ = ["DownloadError", "download_file", "file_sha256"]
 
 USER_AGENT = "yolact_edu"
 
@@ -167,7 +167,8 @@ def _attempt(
         raise _Transient(f"connection closed after {received} of {total} bytes")
 
 
-def _sha256_of(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, as hex (read a megabyte at a time)."""
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):
@@ -182,7 +183,7 @@ def _content_problem(path: Path, expected_size: int | None, sha256: str | None,
     if expected_size is not None and size != expected_size:
         return f"size mismatch: expected {expected_size} bytes, got {size}", None
     if sha256 is not None:
-        actual = _sha256_of(path)
+        actual = file_sha256(path)
         if actual != sha256.strip().lower():
             return f"sha256 mismatch: expected {sha256}, got {actual}", None
     if verify is not None:

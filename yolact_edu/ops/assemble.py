@@ -43,6 +43,14 @@ UPSAMPLE_CHUNK_BYTES = 64 * 2**20   # float32 working memory of one upsampling s
 WINDOW_SHARE = 0.1   # windows above this share of the image: whole-image interpolation is faster
 
 
+def mask_chunks(count: int, height: int, width: int) -> list[slice]:
+    """Slices over ``count`` masks, each holding few enough that their float32 copies at
+    ``height`` x ``width`` stay within ``UPSAMPLE_CHUNK_BYTES`` (at least one mask a slice): how
+    every family brings its masks to image size without a float32 copy of all of them."""
+    per_step = max(1, UPSAMPLE_CHUNK_BYTES // (4 * height * width))
+    return [slice(start, start + per_step) for start in range(0, count, per_step)]
+
+
 def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: float = 0.5,
                    mode: str = "bilinear") -> torch.Tensor:
     """Soft masks [n,Hp,Wp] -> bool masks [n,height,width]: upsample, then ``> threshold``.
@@ -51,9 +59,8 @@ def masks_to_image(masks: torch.Tensor, height: int, width: int, threshold: floa
     image size (a 12-megapixel photo needs 48 MB per mask); only the bool result is held whole.
     """
     out = torch.empty((masks.shape[0], height, width), dtype=torch.bool, device=masks.device)
-    per_step = max(1, UPSAMPLE_CHUNK_BYTES // (4 * height * width))
-    for start in range(0, masks.shape[0], per_step):
-        out[start:start + per_step] = upsample_masks(masks[start:start + per_step], height, width, mode) > threshold
+    for chunk in mask_chunks(masks.shape[0], height, width):
+        out[chunk] = upsample_masks(masks[chunk], height, width, mode) > threshold
     return out
 
 

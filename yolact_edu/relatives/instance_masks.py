@@ -20,7 +20,7 @@ from torchvision.models.detection.roi_heads import paste_masks_in_image
 from torchvision.ops import masks_to_boxes, roi_align
 
 from ..detections import Detections
-from ..ops import assemble
+from ..ops.assemble import mask_chunks
 
 
 def _to_image(boxes: torch.Tensor, input_size: int, height: int, width: int) -> torch.Tensor:
@@ -39,9 +39,7 @@ def detections_from_roi_masks(boxes: torch.Tensor, scores: torch.Tensor, labels:
     height, width = (int(v) for v in image_size)
     image_boxes = _to_image(boxes.float(), input_size, height, width)
     masks = torch.zeros((len(boxes), height, width), dtype=torch.bool, device=boxes.device)
-    per_step = max(1, assemble.UPSAMPLE_CHUNK_BYTES // (4 * height * width))
-    for start in range(0, len(boxes), per_step):          # each paste is a float32 image per mask
-        chunk = slice(start, start + per_step)
+    for chunk in mask_chunks(len(boxes), height, width):         # each paste is a float32 image per mask
         masks[chunk] = paste_masks_in_image(roi_probs[chunk, None].float(), image_boxes[chunk],
                                             (height, width))[:, 0] > mask_threshold
     return Detections(boxes=image_boxes, scores=scores.float(), labels=labels, masks=masks,
@@ -56,9 +54,7 @@ def detections_from_image_masks(scores: torch.Tensor, labels: torch.Tensor, prob
     (SOLOv2 predicts no boxes; an empty mask gets a zero box)."""
     height, width = (int(v) for v in image_size)
     masks = torch.zeros((len(probs), height, width), dtype=torch.bool, device=probs.device)
-    per_step = max(1, assemble.UPSAMPLE_CHUNK_BYTES // (4 * height * width))
-    for start in range(0, len(probs), per_step):         # bilinear, each mask alone, as F.interpolate
-        chunk = slice(start, start + per_step)
+    for chunk in mask_chunks(len(probs), height, width):        # bilinear, each mask alone, as F.interpolate
         masks[chunk] = F.interpolate(probs[chunk, None].float(), (height, width), mode="bilinear",
                                      align_corners=False)[:, 0] > mask_threshold
     if boxes is None:
