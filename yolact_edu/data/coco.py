@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from ..files.locations import shown_path
 from ..ops.preprocess import image_to_tensor, normalize, preprocess_images
 from .augment import Sample, SSDAugmentation, augmentation
 from .images import decode_image
@@ -71,7 +72,8 @@ class DatasetReport:
             shown = ", ".join(str(i) for i in items[:limit])
             return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
 
-        lines = [f"{self.annotation_file}: {self.num_images} images, {self.num_annotations} instances "
+        # shown relative to the working folder (or under ~): no machine's folder names in a notebook's output
+        lines = [f"{shown_path(self.annotation_file)}: {self.num_images} images, {self.num_annotations} instances "
                  f"({self.crowd_annotations} crowd)",
                  "  instances per class: " + ", ".join(f"{k} {v}" for k, v in self.instances_per_class.items()),
                  f"  images without annotations: {len(self.images_without_annotations)}"]

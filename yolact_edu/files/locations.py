@@ -4,6 +4,7 @@ Found from the installed package (``importlib.resources``), not from the file th
 moving a module to another folder cannot silently send the notebooks' data somewhere else."""
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
@@ -27,4 +28,24 @@ def checkout_dir() -> Path | None:
     return root if (root / "pyproject.toml").is_file() and (root / "data").is_dir() else None
 
 
-__all__ = ["package_dir", "assets_dir", "checkout_dir"]
+def shown_path(path: str | os.PathLike) -> str:
+    """``path`` as a message or a notebook output should show it: relative to the working folder
+    when it lies below it (``../data/shapes/...`` from ``notebooks/``), else with the home folder
+    written ``~``. Printed text then never carries one machine's folder names into a committed
+    notebook or a copied log."""
+    path = Path(path).expanduser()
+    absolute = path.resolve() if path.is_absolute() or path.exists() else (Path.cwd() / path).resolve()
+    here = Path.cwd().resolve()
+    for base, prefix in ((here, None), (here.parent, "..")):
+        try:
+            inside = absolute.relative_to(base)
+        except ValueError:
+            continue
+        return str(Path(prefix, inside) if prefix else inside)
+    try:
+        return str(Path("~") / absolute.relative_to(Path.home().resolve()))
+    except ValueError:
+        return str(path)
+
+
+__all__ = ["package_dir", "assets_dir", "checkout_dir", "shown_path"]

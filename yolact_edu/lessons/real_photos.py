@@ -18,6 +18,7 @@ import torch
 from matplotlib import cbook
 
 from ..data.images import read_image, sample_image
+from ..files.locations import shown_path
 from ..model import Yolact
 from ..weights import OFFICIAL_FILES, CheckpointError, load_official, weights_dir
 from .pretrained import shapes_dataset
@@ -45,14 +46,14 @@ def official_model_if_present(name: str = "yolact_base",
     """
     path = official_weights_path(name)
     if not path.is_file():
-        return None, (f"official {name} weights not found at {path}; get them with "
+        return None, (f"official {name} weights not found at {shown_path(path)}; get them with "
                       f"`yolact-edu weights download {name}` (needs internet); {FALLBACK}")
     try:
         model = load_official(path, config=name)
     except CheckpointError as error:
         return None, (f"cannot use the official {name} weights: {one_line(str(error))}; fetch them again with "
                       f"`yolact-edu weights download {name} --force`; {FALLBACK}")
-    return model.to(device).eval(), (f"official {name} weights loaded from {path} "
+    return model.to(device).eval(), (f"official {name} weights loaded from {shown_path(path)} "
                                      f"(COCO, {model.cfg.num_classes} classes, {model.cfg.max_size} px input)")
 
 
