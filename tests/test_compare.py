@@ -8,20 +8,23 @@ import torch
 from yolact_edu.config import COCO_CLASSES
 from yolact_edu.detections import Detections
 from yolact_edu.lessons.two_ways.cost import (
+    MASKRCNN_STAGES,
+    YOLACT_STAGES,
     assembly_macs,
+    fixed_output_count,
     format_table,
     inference_time,
     mask_head_macs,
-    maskrcnn_cost,
-    plot_cost_versus_instances,
+    maskrcnn_stage_run,
+    stage_costs,
     time_call,
-    yolact_cost,
 )
 from yolact_edu.lessons.two_ways.maskrcnn import (
     coco_maskrcnn_predict,
     coco_weights_path,
     maskrcnn_model,
     maskrcnn_stages,
+    model_input,
     roi_crop,
 )
 from yolact_edu.lessons.two_ways.resolution import (
@@ -136,14 +139,28 @@ def test_maskrcnn_stages_shapes_and_agreement(maskrcnn, picture):
     assert torch.allclose(logit.sigmoid(), stages.roi_masks)
 
 
-def test_maskrcnn_cost_gives_the_requested_instances(maskrcnn, picture):
-    cost = maskrcnn_cost(maskrcnn, picture, counts=(1, 3, 8), repeats=1, warmup=0)
-    assert cost["counts"] == [1, 3, 8] and cost["instances"] == [1, 3, 8]
-    assert cost["fixed_ms"] > 0
-    assert all(t > 0 for t in cost["after_backbone_ms"] + cost["per_instance_ms"])
-    assert all(p < t for p, t in zip(cost["per_instance_ms"], cost["after_backbone_ms"]))
+def test_stage_costs_force_n_and_time_every_stage(maskrcnn, tiny_model, picture):
+    costs = stage_costs({"Mask R-CNN": maskrcnn, "YOLACT tiny": tiny_model}, picture, counts=(1, 3, 8),
+                        repeats=1, warmup=0)
+    rcnn, yolact = costs["Mask R-CNN"], costs["YOLACT tiny"]
+    assert rcnn.family == "Mask R-CNN" and yolact.family == "YOLACT"
+    assert rcnn.instances == [1, 3, 8] and yolact.instances == [1, 3, 8]
+    assert list(rcnn.stages_ms) == list(MASKRCNN_STAGES) and list(yolact.stages_ms) == list(YOLACT_STAGES)
+    assert all(len(t) == 3 and min(t) > 0 for cost in costs.values() for t in cost.stages_ms.values())
+    assert yolact.input == [1, 3, tiny_model.cfg.max_size, tiny_model.cfg.max_size] and rcnn.input[:2] == [1, 3]
     # thresholds are put back
     assert maskrcnn.roi_heads.score_thresh == 0.0 and maskrcnn.roi_heads.detections_per_img == 12
+
+
+def test_staged_maskrcnn_run_is_the_whole_forward(maskrcnn, picture):
+    """The four timed stages are torchvision's own forward, split: the same boxes and masks."""
+    x = model_input(maskrcnn, picture)
+    with fixed_output_count(maskrcnn, 5), torch.no_grad():
+        times, staged = maskrcnn_stage_run(maskrcnn, x, picture.shape[:2], "cpu")
+        whole = maskrcnn([x])[0]
+    assert list(times) == list(MASKRCNN_STAGES) and len(staged["boxes"]) == 5
+    assert torch.allclose(staged["boxes"], whole["boxes"])
+    assert torch.equal(staged["masks"], whole["masks"][:, 0] > 0.5)
 
 
 def test_per_instance_work_counts(maskrcnn):
@@ -184,13 +201,6 @@ def test_yolact_stages(tiny_model, images):
     assert all(v > 0 for v in stages.times_ms.values())
 
 
-def test_yolact_cost_gives_the_requested_instances(tiny_model, images):
-    cost = yolact_cost(tiny_model, images[0], counts=(1, 4, 16), repeats=2, warmup=0)
-    assert cost["instances"] == [1, 4, 16]
-    assert cost["fixed_ms"] > 0
-    assert all(t > 0 for t in cost["after_backbone_ms"] + cost["per_instance_ms"])
-
-
 def test_time_call_and_table():
     calls = []
     result = time_call(lambda: calls.append(1), repeats=3, warmup=2)
@@ -203,12 +213,6 @@ def test_time_call_and_table():
     assert lines[0].split() == ["name", "ms", "n"]
     assert lines[2] == "a      1.2   " and lines[3] == "bbb   10.0  3"
     assert format_table([[0.98765]], ["iou"], decimals=3).splitlines()[2] == "0.988"
-
-
-def test_cost_plot():
-    cost = {"counts": [1, 2], "instances": [1, 2], "after_backbone_ms": [3.0, 4.0], "per_instance_ms": [1.0, 2.0]}
-    axes = plot_cost_versus_instances({"a": cost, "b": cost})
-    assert len(axes[0].lines) == 2 and len(axes[1].lines) == 2
 
 
 # -- mask resolution ---------------------------------------------------------------------------
@@ -353,3 +357,13 @@ def test_roi_crop_samples_the_box():
     assert (crop[2:-2, 2:-2] == (200, 100, 50)).all()     # inside the box: the block's colour
     outside = roi_crop(image, (0, 40, 20, 60), size=7)
     assert (outside == 0).all()
+
+
+def test_stage_costs_on_the_shipped_tiny_maskrcnn(picture):
+    from yolact_edu.lessons.pretrained import tiny_maskrcnn_model
+
+    model = tiny_maskrcnn_model()
+    cost = stage_costs({"Mask R-CNN tiny": model}, picture, counts=(1, 6), repeats=1, warmup=1)["Mask R-CNN tiny"]
+    assert cost.instances == [1, 6] and cost.input == [1, 3, model.cfg.max_size, model.cfg.max_size]
+    assert all(min(times) > 0 for times in cost.stages_ms.values())
+    assert model.roi_heads.detections_per_img == model.cfg.max_detections

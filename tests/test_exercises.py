@@ -8,8 +8,9 @@ import torch
 
 from yolact_edu.lessons import exercises as ex
 from yolact_edu.lessons.landscape import mask_families as mf
+from yolact_edu.lessons.landscape import published as ls
 from yolact_edu.lessons.landscape.measured import LatencyMeasurement
-from yolact_edu.lessons.nms_comparison import nms_candidates
+from yolact_edu.lessons.nms_comparison import NmsCandidates, find_disagreement
 from yolact_edu.lessons.pretrained import shapes_dataset, tiny_shapes_model
 from yolact_edu.ops.anchors import num_priors
 
@@ -27,15 +28,6 @@ def val():
 def test_unanswered_is_not_right_and_says_what_to_do():
     verdict = ex.check_prior_count(SimpleNamespace(cfg=None), ...)
     assert not verdict and repr(verdict).startswith("✗ not yet: set `answer`")
-
-
-def test_cost_crossing():
-    curves = {"YOLACT tiny": {"counts": [1, 10, 100], "median_ms": [10.0, 12.0, 20.0]},
-              "Mask R-CNN tiny": {"counts": [1, 10, 100], "median_ms": [12.0, 25.0, 60.0]}}
-    assert ex.first_count_below(curves, "YOLACT tiny", "Mask R-CNN tiny", 0.6) == 10
-    assert ex.check_cost_crossing(curves, 10) and not ex.check_cost_crossing(curves, 100)
-    assert not ex.check_cost_crossing(curves, None)
-    assert ex.check_cost_crossing(curves, None, share=0.2)          # never that fast: None is right
 
 
 def test_cell_pixels():
@@ -82,22 +74,63 @@ def test_flip_of_the_most_negative_coefficient_grows_the_mask(model, val):
     assert ex.check_flip_grows(explorer)
 
 
-def test_first_disagreement_matches_the_explorer(model, val):
+def test_first_agreement_below_on_the_notebooks_image(model, val):
     from yolact_edu.widgets import NmsExplorer
 
-    image = val.load_image(50)
-    with torch.no_grad():
-        raw = model(model.preprocess(image))
-    explorer = NmsExplorer(image, nms_candidates(raw, 0.05), val.class_names)
-    truth = ex.first_disagreement(explorer)
-    assert ex.check_first_disagreement(explorer, truth)
-    if truth is not None:                                           # below it they agree, at it they do not
-        explorer.iou_slider.value = truth
-        assert explorer.comparison.only_in("standard", "fast", 0.05) or explorer.comparison.only_in(
-            "fast", "standard", 0.05)
-        assert not ex.check_first_disagreement(explorer, round(truth - 0.05, 2))
-    else:
-        assert not ex.check_first_disagreement(explorer, 0.5)
+    cfg = model.cfg
+    case = find_disagreement(model, val, min_score=0.9)              # the notebook's image
+    explorer = NmsExplorer(val.load_image(case.index), case.candidates, val.class_names,
+                           iou_threshold=cfg.nms_iou_thresh, min_score=0.05, top_k=cfg.nms_top_k,
+                           conf_threshold=cfg.nms_conf_thresh, max_detections=cfg.max_detections)
+    truth = ex.first_agreement_below(explorer)
+    # informative: not an end of the slider, and not the start (where the image was chosen to differ)
+    assert truth is not None and explorer.iou_slider.min < truth < explorer.start_threshold
+    assert ex.check_first_agreement_below(explorer, truth)
+    explorer.iou_slider.value = truth                               # what the learner reads there: agreement
+    assert not explorer.comparison.only_in("standard", "fast", 0.05)
+    assert not explorer.comparison.only_in("fast", "standard", 0.05)
+    assert "0 suppressed by Fast NMS only" in explorer.summary.value
+    explorer.iou_slider.value = round(truth + 0.05, 2)              # one step higher they still differ
+    assert explorer.comparison.only_in("standard", "fast", 0.05)
+
+    unanswered = ex.check_first_agreement_below(explorer, ...)
+    assert not unanswered and "set `answer`" in repr(unanswered)
+    wrong = {round(truth + 0.05, 2): "still keep different boxes",          # stopped one step too early
+             explorer.start_threshold: "still keep different boxes",        # the start itself
+             explorer.iou_slider.max: "move the slider *down*",
+             None: "they do agree somewhere below",
+             "half": "is not a threshold"}
+    for answer, hint in wrong.items():
+        verdict = ex.check_first_agreement_below(explorer, answer)
+        assert not verdict and hint in repr(verdict), (answer, verdict)
+    lower = [t for t in np.arange(0.05, truth - 0.025, 0.05) if not ex.nms_differ_at(explorer, t)]
+    if lower:                                                       # agreeing too, but not the first one down
+        verdict = ex.check_first_agreement_below(explorer, round(float(lower[0]), 2))
+        assert not verdict and "already at a higher threshold" in repr(verdict)
+
+
+def _chain_explorer(start: float):
+    """One class, three boxes in a row, scores A > B > C: IoU(A,B) = IoU(B,C) = 3/7, IoU(A,C) = 0. Below 3/7
+    A suppresses B, and then standard NMS keeps C while Fast NMS lets the suppressed B remove it."""
+    from yolact_edu.widgets import NmsExplorer
+
+    boxes = torch.tensor([[0.0, 0.0, 0.5, 0.5], [0.125, 0.0, 0.875, 0.5], [0.5, 0.0, 1.0, 0.5]])
+    scores = torch.tensor([[0.9, 0.8, 0.7]])
+    return NmsExplorer(np.zeros((32, 32, 3), np.uint8), NmsCandidates(boxes, scores, torch.arange(3)), ("a",),
+                       iou_threshold=start, max_detections=None)
+
+
+def test_first_agreement_below_is_none_when_they_differ_all_the_way_down():
+    explorer = _chain_explorer(0.4)
+    assert ex.first_agreement_below(explorer) is None
+    assert ex.check_first_agreement_below(explorer, None)
+    for answer in (0.4, 0.05, 0.2):
+        verdict = ex.check_first_agreement_below(explorer, answer)
+        assert not verdict and "the answer is None" in repr(verdict)
+    # from a start above 3/7 they agree at the start itself: the start is the answer
+    explorer = _chain_explorer(0.5)
+    assert ex.first_agreement_below(explorer) == 0.5 and ex.check_first_agreement_below(explorer, 0.5)
+    assert not ex.check_first_agreement_below(explorer, None)
 
 
 def test_crop_off_smallest_k_box_free_and_fps():
@@ -125,5 +158,27 @@ def test_check_costliest_instance_reads_the_slope_not_the_total():
     assert not verdict and "slope" in verdict.message
     assert not ex.check_costliest_instance(rows, ...)
 
-    measurement = LatencyMeasurement("yolact_tiny", "trained", 256, "cpu", 10.0, 25.0, 3, 5)
-    assert ex.check_fps(measurement, 40.0) and not ex.check_fps(measurement, 25.0)
+
+
+def test_machines_to_match_a_gpu_right_passes_and_each_slip_has_its_hint():
+    titan = ls.find("YOLACT-550", "R101-FPN", gpu="Titan Xp")              # 29.8 ms, 33.5 FPS
+    here = LatencyMeasurement("yolact_base", "untrained", 550, "cpu", 480.0, 540.0, 0, 5)
+    ratio = here.predict_ms / titan.speed_ms                               # about 18.1
+    assert ex.machines_to_match(here, titan) == int(np.ceil(ratio)) == 19
+    assert ex.check_machines_to_match(here, titan, 19)
+    assert ex.check_machines_to_match(here, titan, np.ceil(titan.speed_fps / here.fps))   # the FPS way
+    assert not ex.check_machines_to_match(here, titan, ...)
+    network = np.ceil(here.network_ms / titan.speed_ms)                  # the network column: 17
+    for wrong, hint in ((ratio, "round up"), (18, "round up"), (network, "predict_ms"), (1 / ratio, "upside down"),
+                        (40, "frames per second"), ("many", "not a number")):
+        verdict = ex.check_machines_to_match(here, titan, wrong)
+        assert not verdict and hint in verdict.message, (wrong, verdict)
+    # the paper's 29.8 ms and 33.5 FPS are rounded apart: either way of dividing, rounded up, is right
+    slow = LatencyMeasurement("yolact_base", "untrained", 550, "cpu", 9000.0, 9750.7, 0, 1)
+    by_ms, by_fps = np.ceil(slow.predict_ms / titan.speed_ms), np.ceil(titan.speed_fps / slow.fps)
+    assert ex.check_machines_to_match(slow, titan, by_ms) and ex.check_machines_to_match(slow, titan, by_fps)
+    verdict = ex.check_machines_to_match(slow, titan, by_ms + 3)
+    assert not verdict and "round up" not in verdict.message
+    # a machine faster than the GPU still counts as one
+    fast = LatencyMeasurement("yolact_base", "trained", 550, "gpu", 5.0, 8.0, 10, 5)
+    assert ex.machines_to_match(fast, titan) == 1 and ex.check_machines_to_match(fast, titan, 1)

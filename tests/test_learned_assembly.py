@@ -12,8 +12,10 @@ from yolact_edu.lessons.landscape.learned import (
     draw_learned,
     learned_assembly,
     pick_clear_image,
+    training_budget_sentence,
 )
-from yolact_edu.lessons.two_ways.comparison import per_instance_ms, plot_comparison, summary_rows
+from yolact_edu.lessons.two_ways.comparison import per_instance_ms, plot_comparison, shipped_name, summary_rows
+from yolact_edu.viz.palette import model_color
 
 matplotlib.use("Agg")
 SIZE = 128
@@ -96,7 +98,20 @@ def test_draw_all_detections_has_a_panel_per_family(image):
     figure = draw_all_detections(views, image, columns=3)
     titled = [ax.get_title() for ax in figure.axes if ax.get_title()]
     assert len(titled) == 4 and all(t.endswith("2 detections") for t in titled)
-    matplotlib.pyplot.close(figure)
+    # each title in its model's colour: the tiny YOLACT as in notebook 01, not the paper-scale one
+    colors = {ax.get_title(): ax.title.get_color() for ax in figure.axes if ax.get_title()}
+    yolact_title, = (t for t in colors if t.startswith("yolact_tiny"))
+    assert matplotlib.colors.same_color(colors[yolact_title], model_color("yolact_tiny"))
+    assert matplotlib.colors.same_color(colors[yolact_title], "tab:red")
+    for name in MODELS[:4]:
+        title, = (t for t in colors if t.startswith(name))
+        assert matplotlib.colors.same_color(colors[title], model_color(name))
+    family_keyed = {views[name].family: views[name] for name in MODELS[:2]}      # as notebook 05 keys them
+    figure = draw_all_detections(family_keyed, image, columns=2)
+    titles = {ax.get_title(): ax.title.get_color() for ax in figure.axes if ax.get_title()}
+    assert matplotlib.colors.same_color(titles["YOLACT (yolact_tiny)\n2 detections"], "tab:red")
+    assert matplotlib.colors.same_color(titles["Mask R-CNN (maskrcnn_tiny)\n2 detections"], "tab:blue")
+    matplotlib.pyplot.close("all")
 
 
 # -- the comparison's one table and one plot ---------------------------------------------------------------
@@ -122,4 +137,101 @@ def test_comparison_plot_draws_bars_and_curves():
     figure = plot_comparison(comparison_result())
     bars, lines = figure.axes
     assert len(bars.patches) == 2 * 3 and len(lines.get_lines()) == 2
+    matplotlib.pyplot.close(figure)
+
+
+def shipped_result():
+    """comparison_result() as ``yolact-edu bench compare`` writes it for the shipped weights."""
+    return comparison_result() | {"weights": {"YOLACT": "/somewhere/assets/yolact_tiny_shapes.pth",
+                                              "Mask R-CNN": "/somewhere/assets/maskrcnn_tiny_shapes.pth"}}
+
+
+def test_the_shipped_rows_are_coloured_as_the_shipped_tiny_models_in_notebook_01():
+    result = shipped_result()
+    assert shipped_name(result, "YOLACT") == "yolact_tiny" and shipped_name(comparison_result(), "YOLACT") == "YOLACT"
+    rows = summary_rows(result)
+    assert [(r["model"], r["shipped as"]) for r in rows] == [("YOLACT", "yolact_tiny"), ("Mask R-CNN", "maskrcnn_tiny")]
+    assert "shipped as" not in summary_rows(comparison_result())[0]
+    figure = plot_comparison(result)
+    bars, lines = figure.axes
+    # notebook 01 draws yolact_tiny tab:red and maskrcnn_tiny tab:blue: so must 05 (not darkred / navy)
+    assert matplotlib.colors.same_color(bars.patches[0].get_facecolor()[:3], "tab:red")
+    assert matplotlib.colors.same_color(bars.patches[1].get_facecolor()[:3], "tab:blue")
+    drawn = {line.get_label(): line for line in lines.get_lines()}
+    assert set(drawn) == {"YOLACT (yolact_tiny)", "Mask R-CNN (maskrcnn_tiny)"}
+    assert matplotlib.colors.same_color(drawn["YOLACT (yolact_tiny)"].get_color(), model_color("yolact_tiny"))
+    assert matplotlib.colors.same_color(drawn["Mask R-CNN (maskrcnn_tiny)"].get_color(), "tab:blue")
+    # a line on top of another must not hide it: distinct markers and dashes
+    first, second = drawn.values()
+    assert first.get_marker() != second.get_marker() and first.get_linestyle() != second.get_linestyle()
+    matplotlib.pyplot.close(figure)
+
+
+def test_the_training_budget_sentence_names_each_budget_from_the_rows():
+    rows = [{"model": "yolact_tiny", "training": "20000 x 8"}, {"model": "maskrcnn_tiny", "training": "10000 x 8"},
+            {"model": "condinst_tiny", "training": "4000 x 8"}, {"model": "solov2_tiny", "training": "4000 x 8"}]
+    text = training_budget_sentence(rows)
+    assert text.startswith("Training budgets differ")
+    assert "yolact_tiny 20000 x 8; maskrcnn_tiny 10000 x 8; condinst_tiny and solov2_tiny 4000 x 8" in text
+    assert "yolact_tiny saw 5× as many training images as condinst_tiny and solov2_tiny" in text
+    same = training_budget_sentence([dict(row, training="4000 x 8") for row in rows])
+    assert same == "All 4 models trained for the same budget, 4000 x 8 (iterations x batch)."
+    unknown = training_budget_sentence([rows[0], {"model": "x", "training": "? x ?"}])
+    assert "x ? x ?" in unknown and "saw" not in unknown
+
+
+def test_the_training_budget_sentence_of_the_shipped_models():
+    from yolact_edu.lessons.pretrained import shipped_rows
+
+    rows = shipped_rows()
+    text = training_budget_sentence(rows)
+    for row in rows:
+        assert f"{row['model']}" in text and row["training"] in text
+
+
+def _first_score(model, raw, min_score=0.0):
+    """The score of the detection each family's bottom-row panels are computed from."""
+    family = model.cfg.family
+    if family == "yolact":
+        return None
+    if family == "maskrcnn":
+        return float(raw["scores"][0][0])
+    if family == "solov2":
+        with model.settings(update_threshold=0.0):
+            return float(model.grid_detect(raw, 0)["scores"][0])
+    return float(model.fcos_detect(raw, 0, min_score)["scores"][0])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_the_bottom_row_explains_detection_1_and_the_picture_marks_it(name, image):
+    model = untrained(name)
+    view = learned_assembly(model, image, min_score=0.0, top_k=3)
+    with torch.no_grad():
+        raw = model(model.preprocess(image))
+    # the panels come from the family's first detection, which is the picture's #1
+    if model.cfg.family == "yolact":
+        assert np.allclose(dict(view.instance)["its k coefficients"], view.detections.coefs[0].numpy())
+    else:
+        assert _first_score(model, raw) == pytest.approx(float(view.detections.scores[0]), abs=1e-6)
+    label = f"#1 {view.detections.class_labels[0]} {float(view.detections.scores[0]):.2f}"
+    assert view.explained() == label
+    figure = draw_learned(view, image)
+    picture = figure.axes[0]
+    assert label in picture.get_title() and label in figure.get_suptitle()
+    frames = [p for p in picture.patches if p.get_linestyle() == "--"]
+    assert len(frames) == 1
+    x1, y1, x2, y2 = view.detections.boxes[0].tolist()
+    x, y = frames[0].get_xy()
+    assert x1 <= x < x2 and y1 <= y < y2                        # just inside this box: its label stays readable
+    assert x2 - 0.05 * image.shape[1] < x + frames[0].get_width() <= x2
+    assert y2 - 0.05 * image.shape[0] < y + frames[0].get_height() <= y2
+    assert "#1" in [t.get_text() for t in picture.texts]
+    matplotlib.pyplot.close(figure)
+
+
+def test_nothing_detected_marks_nothing(image):
+    view = learned_assembly(untrained("yolact_tiny"), image, min_score=1.1)
+    assert len(view.detections) == 0 and view.explained() is None
+    figure = draw_learned(view, image)
+    assert not figure.axes[0].patches and "none here" in figure.get_suptitle()
     matplotlib.pyplot.close(figure)

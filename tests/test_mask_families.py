@@ -229,3 +229,17 @@ def test_solo_duplicates_figure_shades_every_positive_cell():
     assert len(ax_grid.patches) == len(dup["cells"])
     assert len(ax_bar.patches) == 2 * len(dup["cells"])
     plt.close(fig)
+
+
+def test_the_per_instance_macs_bars_are_in_each_familys_colour():
+    from yolact_edu.viz.palette import model_color
+
+    figure = mf.plot_per_instance_macs()
+    ax, = figure.axes
+    names = [label.get_text() for label in ax.get_yticklabels()]
+    assert names == [row["family"] for row in mf.FAMILIES][::-1]
+    for name, bar in zip(names, ax.patches):
+        assert matplotlib.colors.same_color(bar.get_facecolor(), model_color(name))
+        assert bar.get_width() == mf.per_instance_macs(name)
+    assert len({bar.get_facecolor() for bar in ax.patches}) == len(mf.FAMILIES)   # not all one colour
+    matplotlib.pyplot.close(figure)

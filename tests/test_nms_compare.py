@@ -17,11 +17,10 @@ from yolact_edu.lessons.nms_comparison import (  # noqa: E402
     cpu_threads,
     fast_nms_steps,
     nms_candidates,
-    nms_time_vs_candidates,
     plot_fast_nms_steps,
     plot_nms_comparison,
-    plot_nms_timings,
     suppressed_by,
+    suppression_chain,
 )
 from yolact_edu.ops.nms import fast_nms  # noqa: E402
 
@@ -83,6 +82,11 @@ def test_fast_nms_strictly_suppresses_more_on_a_chain():
     assert comparison.only_in("standard", "fast") == [(2, 0)]
     assert suppressed_by(CHAIN_BOXES, CHAIN_SCORES, 2, 0, 0.4) == [1]     # a box standard NMS removed
     assert suppressed_by(CHAIN_BOXES, CHAIN_SCORES, 0, 0, 0.4) == []
+    chain = suppression_chain(CHAIN_BOXES, CHAIN_SCORES, 2, 0, 0.4)
+    assert (chain.keeper, chain.suppressor, chain.dropped) == (0, 1, 2)
+    assert chain.iou_ab > 0.4 and chain.iou_bc > 0.4 and chain.iou_ac <= 0.4
+    assert "standard NMS removes B" in chain.sentence("thing", 0.4)
+    assert suppression_chain(CHAIN_BOXES, CHAIN_SCORES, 0, 0, 0.4).suppressor is None
     rows = comparison.summary(0.05)
     assert [(r["method"], r["kept"]) for r in rows] == [("fast", 1), ("standard", 2)]
 
@@ -104,8 +108,10 @@ def test_fast_nms_steps_agree_with_fast_nms(class_index):
     keep, classes, _ = fast_nms(boxes, scores, 0.5, top_k=40, max_detections=None)
     assert set(steps.order[steps.keep].tolist()) == set(keep[classes == class_index].tolist())
     assert torch.equal(steps.upper, steps.iou.triu(1)) and bool((steps.scores[:-1] >= steps.scores[1:]).all())
-    assert torch.allclose(steps.column_max, steps.upper.max(0).values)
+    assert torch.equal(steps.column_max, steps.upper.max(0).values)
     assert bool((steps.keep <= steps.standard_keep).all())          # per class, the subset again
+    assert torch.equal(steps.fast_only_ranks, torch.nonzero(steps.standard_keep & ~steps.keep).flatten())
+    assert steps.shown(5) >= 5 and all(int(r) < steps.shown(5) for r in steps.fast_only_ranks)
     fig = plot_fast_nms_steps(steps, "c", show=20)
     bars = fig.axes[2].patches
     assert len(bars) == 20
@@ -137,13 +143,6 @@ def test_timing_helpers():
     boxes, scores = clustered_problem(2, num_boxes=60)
     comparison = compare_nms(boxes, scores, repeats=3, threads=1)
     assert all(len(run.seconds) == 3 and run.median_seconds > 0 for run in comparison.runs.values())
-    before = torch.get_num_threads()
-    medians = nms_time_vs_candidates(boxes, scores, [10, 30, 60], repeats=2, threads=1)
-    assert torch.get_num_threads() == before
-    assert set(medians) == set(METHODS) and all(len(v) == 3 and min(v) > 0 for v in medians.values())
-    _, ax = plt.subplots()
-    plot_nms_timings(ax, [10, 30, 60], medians, "CPU")
-    assert len(ax.lines) == 3
 
 
 def test_cpu_threads_restores_on_error():

@@ -461,3 +461,32 @@ def test_monitor_stopped_at_its_first_log_row_still_draws_its_losses(small_set, 
     assert all(line.get_marker() == "o" for line in ax.get_lines())
     assert ax.get_xlim() == (1.0, 3.0)
     assert all(float(tick).is_integer() for tick in ax.get_xticks())
+
+
+def test_prototype_slider_says_it_truncates_the_models_k(controls, trained):
+    k = trained.cfg.num_protos
+    assert controls.num_protos.max == k and f"of {k}" in controls.num_protos.description
+    note = controls.num_protos_note.value
+    assert f"trained with {k} prototypes" in note and "keeps the first k" in note
+    controls.num_protos.value = 4
+    assert f"first 4 of {k} prototypes" in controls.status.value
+    controls.num_protos.value = k
+
+
+def test_controls_pick_between_models_each_with_its_own_k(trained, picture):
+    torch.manual_seed(0)
+    eight = ye.Yolact(trained.cfg.replace(num_protos=8)).eval()
+    both = MaskAssemblyControls({"shipped": trained, "k = 8": eight}, [picture], repeats=1)
+    assert both.model is trained and both.model_picker in both.children[0].children[0].children
+    shipped = both.detections
+    both.num_protos.value = 5
+    both.model_picker.value = "k = 8"
+    assert both.model is eight and both.num_protos.max == both.num_protos.value == 8
+    assert "of 8" in both.num_protos.description and "trained with 8" in both.num_protos_note.value
+    expected = eight.detect(network_outputs(eight, picture)[0], picture.shape[:2], **both.settings())[0]
+    assert torch.equal(both.detections.boxes, expected.boxes) and both.status.value.startswith("k = 8: ")
+    both.model_picker.value = "shipped"
+    assert torch.equal(both.detections.boxes, shipped.boxes) and both.num_protos.value == trained.cfg.num_protos
+    # one model: no picker shown
+    single = MaskAssemblyControls(trained, [picture], repeats=1)
+    assert single.model_picker not in single.children[0].children[0].children

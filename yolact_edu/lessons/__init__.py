@@ -7,13 +7,16 @@ against the notebooks). Notebooks import the library's own names from where they
 NOTEBOOKS: dict[str, tuple[str, ...]] = {
     "01_two_ways_to_segment": ("pretrained", "real_photos", "two_ways.comparison", "two_ways.cost",
                                "two_ways.maskrcnn", "two_ways.resolution", "two_ways.single_shot",
-                               "two_ways.tasks", "exercises"),
-    "02_prototypes_and_coefficients": ("pretrained", "prototypes", "real_photos", "prototype_sweep", "exercises"),
-    "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "tables", "exercises"),
-    "04_train_on_a_coco_subset": ("pretrained", "experiments", "prototype_sweep", "exercises"),
+                               "two_ways.tasks", "exercises", "predict_reveal", "tables", "two_ways.parent_tasks",
+                               "two_ways.roi_pooling", "two_ways.scoring"),
+    "02_prototypes_and_coefficients": ("pretrained", "prototypes", "real_photos", "prototype_sweep", "exercises",
+                                       "predict_reveal", "write_assembly"),
+    "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "nms_timing",
+                                     "predict_reveal", "write_box_coding", "write_fast_nms", "tables", "exercises"),
+    "04_train_on_a_coco_subset": ("pretrained", "experiments", "prototype_sweep", "exercises", "predict_reveal"),
     "05_real_time_landscape": ("pretrained", "landscape.published", "landscape.measured", "landscape.yolact_plus",
                                "landscape.mask_families", "landscape.family_demos", "landscape.learned",
-                               "two_ways.comparison", "tables", "exercises"),
+                               "two_ways.comparison", "tables", "exercises", "predict_reveal"),
 }
 
 __all__ = ["NOTEBOOKS"]

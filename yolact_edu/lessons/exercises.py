@@ -41,31 +41,46 @@ def _unanswered(what: str) -> Check:
 
 
 # -- notebook 01 ---------------------------------------------------------------------------------
-def first_count_below(curves: Mapping[str, Mapping], fast: str, slow: str, share: float) -> int | None:
-    """The smallest forced instance count N at which ``fast``'s median time is at most ``share``
-    of ``slow``'s, on the measured ``curves`` ({name: {"counts", "median_ms"}}, as
-    ``latency_curve`` returns them); None if never."""
-    counts = list(curves[fast]["counts"])
-    for n, a, b in zip(counts, curves[fast]["median_ms"], curves[slow]["median_ms"]):
-        if a <= share * b:
-            return int(n)
-    return None
+def counts_at_most_share(curves: Mapping[str, Mapping], fast: str, slow: str, share: float) -> list[int]:
+    """Every forced instance count N (in measured order) at which ``fast``'s median time is at
+    most ``share`` of ``slow``'s, on the measured ``curves`` ({name: {"counts", "median_ms"}}, as
+    ``latency_curve`` returns them): a set, not a threshold, since a measured ratio need not fall
+    steadily with N; empty if at none."""
+    return [int(n) for n, a, b in zip(curves[fast]["counts"], curves[fast]["median_ms"], curves[slow]["median_ms"])
+            if a <= share * b]
 
 
-def check_cost_crossing(curves: Mapping[str, Mapping], answer, *, fast: str = "YOLACT tiny",
-                        slow: str = "Mask R-CNN tiny", share: float = 0.6) -> Check:
-    """Notebook 01: the first N (of the slider's) at which YOLACT needs at most ``share`` of Mask
-    R-CNN's time on this machine (None when it never does)."""
-    truth = first_count_below(curves, fast, slow, share)
+def check_cost_share(curves: Mapping[str, Mapping], answer, *, fast: str = "YOLACT tiny",
+                     slow: str = "Mask R-CNN tiny", share: float = 0.6) -> Check:
+    """Notebook 01: every N (of the slider's) at which YOLACT needs at most ``share`` of Mask
+    R-CNN's time on this machine, as a set (``set()`` when at none). Holds for any measured
+    curve: each N is judged on its own ratio."""
     if answer is ...:
-        return _unanswered("`answer` (a number of instances, or None)")
-    ratios = {int(n): a / b for n, a, b in zip(curves[fast]["counts"], curves[fast]["median_ms"],
-                                                curves[slow]["median_ms"])}
-    seen = ", ".join(f"N={n}: {r:.2f}" for n, r in ratios.items())
-    if answer == truth:
-        where = f"from N = {truth} on" if truth is not None else "at none of the measured N"
+        return _unanswered("`answer` (a set of instance counts such as {25, 100}, or set() for none)")
+    counts = [int(n) for n in curves[fast]["counts"]]
+    ratios = {int(n): a / b for n, a, b in zip(counts, curves[fast]["median_ms"], curves[slow]["median_ms"])}
+    truth = set(counts_at_most_share(curves, fast, slow, share))
+    if answer is None:
+        answer = set()
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        return Check(False, f"answer with every N at which it holds, as a set such as {{{answer}, ...}}: "
+                            "the share need not fall steadily as N grows, so one N cannot stand for the rest")
+    try:
+        given = {int(n) for n in answer}
+    except (TypeError, ValueError):
+        return Check(False, f"answer with a set of instance counts such as {{{counts[-1]}}}, or set() for none")
+    unknown = sorted(given - set(counts))
+    if unknown:
+        return Check(False, f"N = {unknown} {'was' if len(unknown) == 1 else 'were'} not measured; "
+                            f"the slider's counts are {counts}")
+    if given == truth:
+        where = f"at N = {sorted(truth)}" if truth else "at none of the measured N"
+        seen = ", ".join(f"N={n}: {r:.0%}" for n, r in ratios.items())
         return Check(True, f"{fast} needs at most {share:.0%} of {slow}'s time {where} ({seen})")
-    return Check(False, f"read the ratio of the two bars at each N on the slider ({seen})")
+    hints = [f"at N = {n} it needs {ratios[n]:.0%}, more than {share:.0%}" for n in sorted(given - truth)]
+    hints += [f"you left out N = {n}" for n in sorted(truth - given)]
+    return Check(False, "; ".join(hints) + ". Read the share at every N on the slider (the summary line "
+                                           "gives it as 'takes ...x its time').")
 
 
 def check_cell_pixels(box_size: tuple[float, float], image_size: tuple[int, int], proto_size: tuple[int, int],
@@ -202,34 +217,62 @@ def check_flip_grows(explorer) -> Check:
 
 
 # -- notebook 03 ---------------------------------------------------------------------------------
-def first_disagreement(explorer) -> float | None:
-    """The lowest IoU threshold on the NMS explorer's slider at which standard and Fast NMS keep
-    different boxes (above its min-score slider); None if they agree everywhere."""
-    slider = explorer.iou_slider
+def nms_differ_at(explorer, threshold: float) -> bool:
+    """Whether standard and Fast NMS keep different boxes (above the explorer's min-score slider)
+    at this IoU threshold, with the explorer's other settings."""
     min_score = explorer.score_slider.value
-    for threshold in np.arange(slider.min, slider.max + slider.step / 2, slider.step):
-        comparison = compare_nms(explorer.candidates.boxes, explorer.candidates.scores, ("standard", "fast"),
-                                 float(threshold), **explorer.settings)
-        if comparison.only_in("standard", "fast", min_score) or comparison.only_in("fast", "standard", min_score):
-            return round(float(threshold), 2)
-    return None
+    comparison = compare_nms(explorer.candidates.boxes, explorer.candidates.scores, ("standard", "fast"),
+                             float(threshold), **explorer.settings)
+    return bool(comparison.only_in("standard", "fast", min_score) or comparison.only_in("fast", "standard", min_score))
 
 
-def check_first_disagreement(explorer, answer) -> Check:
-    """Notebook 03: the IoU threshold at which Fast NMS and standard NMS first disagree."""
+def _slider_steps_down(explorer) -> list[float]:
+    """The IoU slider's values from the explorer's starting threshold down to the slider's minimum."""
+    slider = explorer.iou_slider
+    steps = np.arange(slider.min, explorer.start_threshold + slider.step / 2, slider.step)
+    return [round(float(t), 2) for t in steps[::-1]]
+
+
+def first_agreement_below(explorer) -> float | None:
+    """Moving the NMS explorer's IoU slider down from its starting threshold (the config's), one step at
+    a time: the first threshold at which standard and Fast NMS keep the same boxes (above its
+    min-score slider); the start itself if they agree there; None if they differ at every step
+    down to the slider's minimum."""
+    return next((t for t in _slider_steps_down(explorer) if not nms_differ_at(explorer, t)), None)
+
+
+def check_first_agreement_below(explorer, answer) -> Check:
+    """Notebook 03: from the starting IoU threshold down, where Fast NMS and standard NMS first agree."""
     if answer is ...:
         return _unanswered("`answer` (an IoU threshold from the slider, or None)")
-    truth = first_disagreement(explorer)
+    start = explorer.start_threshold
+    truth = first_agreement_below(explorer)
     if truth is None:
-        right = answer is None
-    else:
-        right = answer is not None and abs(float(answer) - truth) < 1e-6
-    if right:
-        return Check(True, f"at IoU {truth} the two first keep different boxes: in Fast NMS a box that was "
-                           "itself suppressed still suppresses others" if truth is not None else
-                           "they agree at every threshold on this image")
-    return Check(False, "start the slider at its lowest value and move it up one step at a time; the line "
-                        "above the picture counts the boxes suppressed by Fast NMS only")
+        if answer is None:
+            return Check(True, f"from IoU {start:g} down to {explorer.iou_slider.min:g} the two keep different "
+                               "boxes at every step")
+        return Check(False, "look again at the line above the picture at that threshold: it still counts boxes "
+                            "that only one of the two keeps. If they differ at every step, the answer is None")
+    if answer is None:
+        return Check(False, f"they do agree somewhere below {start:g}: keep moving the slider down until the line "
+                            "above the picture counts 0 boxes suppressed by Fast NMS only and equal totals")
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return Check(False, f"{answer!r} is not a threshold: give a number from the slider, e.g. 0.45")
+    if abs(value - truth) < 1e-6:
+        return Check(True, f"at IoU {truth:g} both keep the same boxes; above it, up to {start:g}, they differ, "
+                           "because in Fast NMS a box that was itself suppressed still suppresses others")
+    if value > start + 1e-6:
+        return Check(False, f"start at the notebook's threshold {start:g} and move the slider *down*")
+    if nms_differ_at(explorer, value):
+        return Check(False, f"at IoU {value:g} they still keep different boxes: the line above the picture "
+                            "counts the boxes suppressed by Fast NMS only")
+    if value < truth:
+        return Check(False, f"they agree at IoU {value:g}, but already at a higher threshold: move down from "
+                            f"{start:g} one step at a time and stop at the first agreement")
+    return Check(False, f"move the slider down from {start:g} one step (0.05) at a time and read the line above "
+                        "the picture at each step")
 
 
 def check_prior_count(model, answer, input_size: int | None = None) -> Check:
@@ -267,8 +310,8 @@ def check_smallest_k(sweep: Mapping, answer, tolerance: float = 0.02) -> Check:
         return _unanswered("`answer`")
     truth = smallest_good_k(sweep, tolerance)
     if int(answer) == truth:
-        return Check(True, f"k = {truth} already reaches within {tolerance} mask AP of the best; more prototypes "
-                           "cost time in assembly for little gain")
+        return Check(True, f"k = {truth} already reaches within {tolerance} mask AP of the best; the larger k in "
+                           "the sweep add less than that")
     return Check(False, "compare each k's mask AP with the best one in sweep['mask_AP']")
 
 
@@ -311,19 +354,57 @@ def check_costliest_instance(rows: Iterable[Mapping], answer) -> Check:
     return Check(False, "look at the 'ms / instance' column (the slope of the latency curve), not at the total time")
 
 
-def check_fps(measurement, answer) -> Check:
-    """Notebook 05: frames per second of a measured model on this machine, from its median time."""
+def machines_to_match(measurement, published) -> int:
+    """How many machines like this one, each predicting its own frames, keep up with the frame rate
+    of ``published`` (a :class:`~yolact_edu.lessons.landscape.published.PublishedResult` of a GPU):
+    its frames per second over this machine's (``measurement.predict_ms``: the whole image to
+    detections, as the published figures time it), rounded up."""
+    return _machines(measurement.predict_ms, published)[0]
+
+
+def _machines(milliseconds: float, published) -> tuple[int, set[int], float]:
+    """(answer, every right answer, ratio): a paper may round its ms and its FPS separately (29.8 ms
+    and 33.5 FPS), so the ratio taken either way, rounded up, is right."""
+    by_ms = milliseconds / published.speed_ms
+    by_fps = published.speed_fps * milliseconds / 1000.0
+    right = {max(1, int(np.ceil(ratio - 1e-9))) for ratio in (by_ms, by_fps)}
+    return max(1, int(np.ceil(by_ms - 1e-9))), right, by_ms
+
+
+def check_machines_to_match(measurement, published, answer) -> Check:
+    """Notebook 05: how many machines like the learner's would match one GPU's published frame rate
+    (:func:`machines_to_match`), with a hint for each usual slip."""
     if answer is ...:
-        return _unanswered("`answer`")
-    if np.isclose(float(answer), measurement.fps, rtol=0.01):
-        return Check(True, f"{measurement.name}: {measurement.predict_ms:.1f} ms per image is "
-                           f"{measurement.fps:.1f} images per second on this machine")
-    return Check(False, "frames per second = 1000 / (milliseconds per image)")
+        return _unanswered("`machines`")
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return Check(False, f"{answer!r} is not a number of machines")
+    truth, right, ratio = _machines(measurement.predict_ms, published)
+    gpu = f"the {published.gpu}'s {published.speed_fps:.1f} FPS"
+    if value in right:
+        return Check(True, f"{measurement.name} takes {measurement.predict_ms:.0f} ms per image here "
+                           f"({measurement.fps:.2f} FPS): {ratio:.1f} times {published.speed_ms:.1f} ms, so "
+                           f"{int(value)} such machines working side by side keep up with {gpu}")
+    whole = value == round(value)
+    if not whole and np.isclose(value, ratio, rtol=0.02):
+        return Check(False, f"{value:g} machines: a machine comes whole; round up (the fraction still needs one)")
+    if whole and value + 1 in right:
+        return Check(False, f"with {value:g} machines the frame rate falls short of {gpu}: round up")
+    _, network_right, network_ratio = _machines(measurement.network_ms, published)
+    if np.isclose(value, network_ratio, rtol=0.02) or (value in network_right and value not in right):
+        return Check(False, "use `predict_ms` (uint8 image to detections): the published figure times the "
+                            "whole prediction, `network_ms` leaves out the post-processing")
+    if ratio > 0 and np.isclose(value, 1 / ratio, rtol=0.02):
+        return Check(False, "the ratio is upside down: a slower machine needs more copies of itself")
+    return Check(False, "machines = (the GPU's frames per second) / (this machine's frames per second), "
+                        "rounded up; frames per second = 1000 / (ms per image)")
 
 
 __all__ = ["Check", "costliest_per_instance", "check_costliest_instance",
-           "first_count_below", "check_cost_crossing", "check_cell_pixels", "explorer_masks",
+           "counts_at_most_share", "check_cost_share", "check_cell_pixels", "explorer_masks",
            "crop_region", "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted",
-           "check_flip_grows", "first_disagreement",
-           "check_first_disagreement", "check_prior_count", "check_crop_off", "smallest_good_k",
-           "check_smallest_k", "box_free_families", "check_box_free", "check_fps"]
+           "check_flip_grows", "nms_differ_at", "first_agreement_below",
+           "check_first_agreement_below", "check_prior_count", "check_crop_off", "smallest_good_k",
+           "check_smallest_k", "box_free_families", "check_box_free", "machines_to_match",
+           "check_machines_to_match"]

@@ -4,6 +4,8 @@
     >>> result = train_and_evaluate(cfg, train_set, val_set, out_dir="outputs/run", max_iter=500)
     >>> result["mask_AP"], result["model"]
     >>> rows = prototype_ablation(cfg, [8, 32], train_set, val_set, out_dir="outputs/k", max_iter=500)
+    >>> share_of_reference(0.15, 0.56)               # notebook 04's predict-then-reveal
+    '10 to 50 %'
 """
 from __future__ import annotations
 
@@ -70,4 +72,31 @@ def prototype_ablation(cfg, counts, train_set, val_set, *, out_dir: str | os.Pat
     return rows
 
 
-__all__ = ["fresh_run_dir", "train_and_evaluate", "prototype_ablation"]
+# The answers to notebook 04's "what share of the shipped model's mask AP will this run reach?",
+# with the upper end of each share (the last one has none).
+AP_SHARES: tuple[tuple[str, float], ...] = (("below 10 %", 0.1), ("10 to 50 %", 0.5), ("50 to 90 %", 0.9),
+                                            ("90 % or more", float("inf")))
+
+
+def share_of_reference(run_ap: float, reference_ap: float) -> str:
+    """Which of :data:`AP_SHARES` ``run_ap / reference_ap`` falls in (APs in [0, 1]; a reference of 0
+    counts any run as "90 % or more")."""
+    share = run_ap / reference_ap if reference_ap > 0 else float("inf")
+    return next((name for name, upper in AP_SHARES if share < upper), AP_SHARES[-1][0])
+
+
+def run_against_reference(run_ap: float, reference_ap: float, run_schedule: str, reference_schedule: str,
+                          images: int) -> str:
+    """One sentence comparing a run's mask AP with the shipped model's on the same ``images`` val
+    images, generated from the numbers (the share and the words both follow them). The schedules
+    are "iterations x batch" ("1200 x 8")."""
+    share = run_ap / reference_ap if reference_ap > 0 else float("inf")
+    relation = ("about the same as" if abs(share - 1) < 0.05 else "above" if share > 1 else
+                f"{share:.0%} of")
+    return (f"This run ({run_schedule} iterations x batch) reaches mask AP {run_ap:.3f} on {images} val images, "
+            f"{relation} the shipped model's {reference_ap:.3f} ({reference_schedule}) on the same images "
+            f"({share_of_reference(run_ap, reference_ap)}).")
+
+
+__all__ = ["fresh_run_dir", "train_and_evaluate", "prototype_ablation", "AP_SHARES", "share_of_reference",
+           "run_against_reference"]

@@ -97,11 +97,13 @@ def matching_statistics(dataset, priors: torch.Tensor, level_index: torch.Tensor
                         limit: int | None = None) -> dict[str, np.ndarray]:
     """Match every non-crowd object of ``dataset`` (a CocoDataset; its first ``limit`` images).
 
-    Returns arrays over objects: "size" (sqrt of the box area in input pixels), "positives",
+    Returns arrays over objects: "size" (sqrt of the box area in input pixels), "width" and
+    "height" (input pixels), "positives",
     "forced_only" (bool: the forced prior is its only positive), "best_iou" (over all priors),
     "level" (level of its best prior).
     """
-    stats: dict[str, list] = {"size": [], "positives": [], "forced_only": [], "best_iou": [], "level": []}
+    stats: dict[str, list] = {"size": [], "width": [], "height": [], "positives": [], "forced_only": [],
+                              "best_iou": [], "level": []}
     prior_boxes = point_form(priors)
     for index in range(min(len(dataset), limit or len(dataset))):
         info, target = dataset.image_info(index), dataset.load_target(index)
@@ -112,9 +114,11 @@ def matching_statistics(dataset, priors: torch.Tensor, level_index: torch.Tensor
             continue
         match = classify_priors(boxes, labels, priors, pos_threshold, neg_threshold)
         best_iou, best_prior = jaccard(boxes, prior_boxes).max(1)
-        for row, iou, prior in zip(match.per_object(boxes, labels, level_index, input_size),
-                                   best_iou.tolist(), best_prior.tolist()):
+        for row, iou, prior, box in zip(match.per_object(boxes, labels, level_index, input_size),
+                                        best_iou.tolist(), best_prior.tolist(), boxes.tolist()):
             stats["size"].append(row["size (px)"])
+            stats["width"].append((box[2] - box[0]) * input_size)
+            stats["height"].append((box[3] - box[1]) * input_size)
             stats["positives"].append(row["positives"])
             stats["forced_only"].append(row["forced only"])
             stats["best_iou"].append(iou)
@@ -144,6 +148,41 @@ def positives_vs_box_size(priors: torch.Tensor, sides: Sequence[float], input_si
     forced_only = (natural == 0).reshape(len(sides_t), trials)
     return {"side": sides_t.numpy(), "positives": positives.double().mean(1).numpy(),
             "forced_only": forced_only.double().mean(1).numpy()}
+
+
+def prior_balance_sentence(match: PriorMatch) -> str:
+    """How many priors of one image are negative, neutral and positive, in words."""
+    total = int(match.iou.numel())
+    counts = {name: int(getattr(match, name).sum()) for name in ("negative", "neutral", "positive")}
+    shares = ", ".join(f"{n} {name} ({n / total:.1%})" for name, n in counts.items())
+    return f"{shares} of this image's {total} priors."
+
+
+def small_object_sentences(stats: dict[str, np.ndarray], sweeps: dict[str, dict[str, np.ndarray]],
+                           few: int = 3) -> list[str]:
+    """What §2's size figure measured, in words: per model (``sweeps``: name -> :func:`positives_vs_box_size`)
+    the largest square box that trains on its forced prior alone and the largest with at most ``few``
+    positives on average, against the range for larger boxes; for the dataset (``stats`` of
+    :func:`matching_statistics`) its smallest object and the shapes of its forced-only objects."""
+    lines = []
+    for name, sweep in sweeps.items():
+        side, positives = sweep["side"], sweep["positives"]
+        starved = side[sweep["forced_only"] == 1]
+        scarce = side[positives <= few]
+        text = f"{name}: a square box up to {starved.max():.0f} px trains on its forced prior alone" if len(starved) \
+            else f"{name}: every square box gets a natural positive"
+        if len(scarce):
+            larger = positives[side > scarce.max()]
+            text += f"; one up to {scarce.max():.0f} px through at most {few} positives on average"
+            if len(larger):
+                text += f", against {larger.min():.1f} to {larger.max():.1f} for larger ones"
+        lines.append(text + ".")
+    forced = stats["forced_only"].astype(bool)
+    shapes = ", ".join(f"{w:.0f}×{h:.0f}" for w, h in zip(stats["width"][forced][:4], stats["height"][forced][:4]))
+    listed = f" (w×h px: {shapes}{', ...' if forced.sum() > 4 else ''})." if forced.any() else "."
+    lines.append(f"Shapes val set: smallest object {stats['size'].min():.0f} px; objects with only the forced "
+                 f"prior: {int(forced.sum())} of {len(forced)}{listed}")
+    return lines
 
 
 def plot_matching(image: np.ndarray, gt_boxes: torch.Tensor, match: PriorMatch, priors: torch.Tensor,
@@ -284,29 +323,63 @@ def explain_encoding(gt_box: torch.Tensor, prior: torch.Tensor) -> EncodingExamp
                            float((decoded - gt_box).abs().max()))
 
 
+ENCODING_STYLE = {"prior": ("gold", "--", 2.5), "ground truth": ("lime", "-", 3.0),
+                  "network's decoded box": ("magenta", (0, (4, 2)), 2.5)}
+"""name -> (colour, line style, width) of the three boxes of :func:`plot_encoding`; each drawn over a
+black outline so it stays visible on any image and where the boxes nearly coincide."""
+
+
+def _outlined_box(ax, box, color, linestyle, linewidth, label):
+    from matplotlib import patheffects
+    from matplotlib.patches import Rectangle
+
+    x1, y1, x2, y2 = (float(v) for v in box)
+    patch = Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=color, linestyle=linestyle,
+                      linewidth=linewidth, label=label)
+    patch.set_path_effects([patheffects.Stroke(linewidth=linewidth + 2.5, foreground="black"), patheffects.Normal()])
+    ax.add_patch(patch)
+    return patch
+
+
+def prediction_gap_sentence(example: EncodingExample, predicted_loc: torch.Tensor) -> str:
+    """How far the network's regression [4] is from the target, per coordinate, in words."""
+    gap = (predicted_loc.double().cpu().reshape(4) - example.loc).abs().tolist()
+    names = ("dx", "dy", "dw", "dh")
+    pairs = ", ".join(f"{name} {g:.2f}" for name, g in zip(names, gap))
+    return (f"The trained network's loc differs from the target by {pairs}: closest in "
+            f"{names[int(np.argmin(gap))]}, farthest in {names[int(np.argmax(gap))]}.")
+
+
 def plot_encoding(ax, example: EncodingExample, input_size: int, image: np.ndarray | None = None,
                   predicted_loc: torch.Tensor | None = None):
-    """Draw the prior (dashed), the ground truth (solid), the centre shift (arrow) and, if given,
-    the box the network's regression ``predicted_loc`` [4] decodes to (dotted). Returns ``ax``."""
+    """Draw the prior (dashed gold), the ground truth (solid green), the centre shift (arrow) and, if
+    given, the box the network's regression ``predicted_loc`` [4] decodes to (dashed magenta), each
+    outlined in black, with a legend (:data:`ENCODING_STYLE`). Returns ``ax``."""
+    from matplotlib import patheffects
+
     if image is not None:
         ax.imshow(input_view(image, input_size), extent=(0, input_size, input_size, 0))
     prior_box = point_form(example.prior[None])[0].numpy() * input_size
     gt = example.gt.numpy() * input_size
-    draw_box(ax, prior_box, "yellow", 2.0, "--")
-    draw_box(ax, gt, "lime", 2.0)
-    (px, py), (gx, gy) = example.prior[:2].numpy() * input_size, example.gt_centre_size[:2].numpy() * input_size
-    ax.annotate("", xy=(gx, gy), xytext=(px, py), arrowprops={"arrowstyle": "->", "color": "white", "lw": 1.5})
-    boxes = [prior_box, gt]
+    boxes = {"prior": prior_box, "ground truth": gt}
     if predicted_loc is not None:
-        predicted = decode(predicted_loc.double().reshape(1, 4), example.prior[None])[0].numpy() * input_size
-        draw_box(ax, predicted, "magenta", 2.0, ":")
-        boxes.append(predicted)
-    boxes = np.stack(boxes + [np.array([0, 0, input_size, input_size])])
-    ax.set_xlim(boxes[:, 0].min() - 2, boxes[:, 2].max() + 2)
-    ax.set_ylim(boxes[:, 3].max() + 2, boxes[:, 1].min() - 2)
+        predicted = decode(predicted_loc.double().reshape(1, 4).cpu(), example.prior[None])[0].numpy() * input_size
+        boxes["network's decoded box"] = predicted
+    for name, box in boxes.items():        # the predicted box last: on top where it meets the ground truth
+        color, linestyle, linewidth = ENCODING_STYLE[name]
+        _outlined_box(ax, box, color, linestyle, linewidth, name)
+    (px, py), (gx, gy) = example.prior[:2].numpy() * input_size, example.gt_centre_size[:2].numpy() * input_size
+    arrow = ax.annotate("", xy=(gx, gy), xytext=(px, py), arrowprops={"arrowstyle": "->", "color": "white", "lw": 2})
+    arrow.arrow_patch.set_path_effects([patheffects.Stroke(linewidth=4, foreground="black"), patheffects.Normal()])
+    ax.legend(loc="upper left", fontsize=8, framealpha=0.9)
+    extent = np.stack(list(boxes.values()) + [np.array([0, 0, input_size, input_size])])
+    ax.set_xlim(extent[:, 0].min() - 2, extent[:, 2].max() + 2)
+    ax.set_ylim(extent[:, 3].max() + 2, extent[:, 1].min() - 2)
     ax.set_aspect("equal")
     return ax
 
 
-__all__ = ["PriorMatch", "classify_priors", "matching_statistics", "positives_vs_box_size", "plot_matching",
-           "plot_iou_histogram", "plot_positives_vs_size", "EncodingExample", "explain_encoding", "plot_encoding"]
+__all__ = ["PriorMatch", "classify_priors", "matching_statistics", "prior_balance_sentence",
+           "small_object_sentences", "prediction_gap_sentence", "positives_vs_box_size", "plot_matching",
+           "plot_iou_histogram", "plot_positives_vs_size", "EncodingExample", "explain_encoding", "ENCODING_STYLE",
+           "plot_encoding"]

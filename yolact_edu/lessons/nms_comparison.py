@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torchvision
 
-from ..bench.timing import median_seconds, repeat_seconds
+from ..bench.timing import repeat_seconds
 from ..ops.boxes import jaccard
 from ..postprocess import prior_candidates, run_nms
 from ..viz.draw import place_box_labels
@@ -77,6 +77,16 @@ class FastNmsSteps:
     standard_keep: torch.Tensor
     iou_threshold: float
 
+    @property
+    def fast_only_ranks(self) -> torch.Tensor:
+        """Ranks (into ``order``) of the boxes Fast NMS drops and greedy NMS keeps: the orange bars."""
+        return torch.nonzero(~self.keep & self.standard_keep).flatten()
+
+    def shown(self, minimum: int = 25) -> int:
+        """How many ranks a figure needs to show at least ``minimum`` and every orange bar."""
+        ranks = self.fast_only_ranks
+        return min(len(self.order), max(minimum, int(ranks.max()) + 1 if len(ranks) else 0))
+
 
 def fast_nms_steps(boxes: torch.Tensor, scores: torch.Tensor, class_index: int,
                    iou_threshold: float = 0.5, top_k: int = 200) -> FastNmsSteps:
@@ -87,7 +97,7 @@ def fast_nms_steps(boxes: torch.Tensor, scores: torch.Tensor, class_index: int,
     order, row_scores = order[:top_k], row_scores[:top_k]
     iou = jaccard(boxes[order], boxes[order])
     upper = iou.triu(diagonal=1)
-    column_max = upper.max(0).values
+    column_max = upper.amax(0)
     greedy = torchvision.ops.nms(boxes[order].float(), row_scores.float(), iou_threshold)
     standard_keep = torch.zeros(len(order), dtype=torch.bool, device=boxes.device)
     standard_keep[greedy] = True
@@ -205,6 +215,20 @@ class NmsComparison:
         return rows
 
 
+def kept_sentence(comparison: NmsComparison, min_score: float = 0.05) -> str:
+    """Which method keeps the most and the fewest boxes above ``min_score``, and how many more Fast NMS
+    returns at or below it (the original's behaviour), written from ``comparison``."""
+    kept = {name: len(run.pairs(min_score)) for name, run in comparison.runs.items()}
+    text = "Boxes kept above " + f"{min_score:g}: " + ", ".join(f"{name} {n}" for name, n in kept.items())
+    fewest, most = min(kept, key=kept.get), max(kept, key=kept.get)
+    if kept[fewest] < kept[most]:
+        text += f"; **{fewest}** keeps the fewest, **{most}** the most"
+    if "fast" in comparison.runs:
+        below = len(comparison.runs["fast"].keep) - kept["fast"]
+        text += f". Fast NMS also returns {below} pairs scoring {min_score:g} or less"
+    return text + "."
+
+
 def compare_nms(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str] = METHODS,
                 iou_threshold: float = 0.5, top_k: int = 200, conf_threshold: float = 0.05,
                 max_detections: int | None = 100, repeats: int = 0, threads: int | None = None) -> NmsComparison:
@@ -231,24 +255,97 @@ def compare_nms(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str
     return NmsComparison(runs, iou_threshold)
 
 
-def nms_time_vs_candidates(boxes: torch.Tensor, scores: torch.Tensor, counts: Sequence[int],
-                           methods: Sequence[str] = METHODS, iou_threshold: float = 0.5,
-                           repeats: int = 5, threads: int | None = None) -> dict[str, list[float]]:
-    """Median seconds of each method on the ``n`` best candidates (by best class score) for
-    every n in ``counts``. No caps, so the cost shows: every method sees every candidate
-    and class (top_k = n, conf_threshold = 0, no max_detections). threads: see :func:`cpu_threads`."""
-    order = scores.max(0).values.argsort(descending=True)
-    medians: dict[str, list[float]] = {method: [] for method in methods}
-    with cpu_threads(threads):
-        for count in counts:
-            chosen = order[:count]
-            sub_boxes, sub_scores, n = boxes[chosen], scores[:, chosen], len(chosen)
-            for method in methods:
-                def call(b=sub_boxes, s=sub_scores, m=method, n=n):
-                    return run_nms(b, s, m, iou_threshold, n, 0.0, None)
+# -- a case where the two differ -----------------------------------------------------------------
+@dataclass
+class NmsCase:
+    """One image's candidates and its standard/Fast NMS comparison (:func:`find_disagreement`).
 
-                medians[method].append(median_seconds(call, repeats, device=boxes.device))
-    return medians
+    index: the dataset image; raw: the network's output on it; difference: (candidate, class) pairs
+    kept by standard NMS only, scoring above the candidate threshold, best first; found: whether
+    it holds one scoring at least the requested ``min_score`` (otherwise the last image searched)."""
+
+    index: int
+    raw: dict
+    candidates: NmsCandidates
+    comparison: NmsComparison
+    difference: list[tuple[int, int]]
+    found: bool
+
+
+def find_disagreement(model, dataset, min_score: float = 0.9, limit: int | None = None) -> NmsCase:
+    """The first image of ``dataset`` (of its first ``limit``) where standard NMS keeps a box scoring
+    at least ``min_score`` that Fast NMS drops, with ``detect``'s settings of ``model.cfg``.
+    A high score, so the dropped box is a confident detection, not a faint duplicate."""
+    cfg = model.cfg
+    for index in range(min(len(dataset), limit or len(dataset))):
+        image = dataset.load_image(index)
+        with torch.no_grad():
+            raw = model(model.preprocess(image))
+        cands = nms_candidates(raw, cfg.nms_conf_thresh)
+        comparison = compare_nms(cands.boxes, cands.scores, iou_threshold=cfg.nms_iou_thresh, top_k=cfg.nms_top_k,
+                                 conf_threshold=cfg.nms_conf_thresh, max_detections=cfg.max_detections)
+        difference = sorted(comparison.only_in("standard", "fast", cfg.nms_conf_thresh),
+                            key=lambda pair: -float(cands.scores[pair[1], pair[0]]))
+        found = bool(difference) and float(cands.scores[difference[0][1], difference[0][0]]) >= min_score
+        if found:
+            break
+    return NmsCase(index, raw, cands, comparison, difference, found)
+
+
+@dataclass
+class SuppressionChain:
+    """Why Fast NMS drops ``dropped`` (C) while standard NMS keeps it, for one class: C's best
+    suppressor B (a better box with IoU(B, C) > threshold) was itself removed by standard NMS because
+    of A, a box it kept (IoU(A, B) > threshold), and A overlaps C too little to remove it. Indices are
+    candidates; ``None`` members when the chain does not exist (Fast NMS keeps C)."""
+
+    dropped: int
+    suppressor: int | None
+    keeper: int | None
+    iou_ab: float
+    iou_bc: float
+    iou_ac: float
+    scores: tuple[float, float, float]
+
+    def sentence(self, class_name: str = "", threshold: float = 0.5) -> str:
+        if self.suppressor is None or self.keeper is None:
+            return f"candidate {self.dropped}: no chain, Fast NMS keeps it"
+        (sa, sb, sc), what = self.scores, f"{class_name} " if class_name else ""
+        return (f"A = candidate {self.keeper} ({what}{sa:.2f}) overlaps B = candidate {self.suppressor} ({sb:.2f}) by "
+                f"IoU {self.iou_ab:.2f} > {threshold:g}: standard NMS removes B. B overlaps C = candidate "
+                f"{self.dropped} ({sc:.2f}) by {self.iou_bc:.2f} > {threshold:g}, but A overlaps C by only "
+                f"{self.iou_ac:.2f}: standard NMS keeps C. Fast NMS lets the removed B suppress C anyway.")
+
+
+def suppression_chain(boxes: torch.Tensor, scores: torch.Tensor, candidate: int, class_index: int,
+                      iou_threshold: float = 0.5, top_k: int = 200,
+                      standard_kept: set[tuple[int, int]] | None = None) -> SuppressionChain:
+    """The A → B → C chain behind a box that Fast NMS drops and standard NMS keeps. boxes [n,4];
+    scores [C,n]; ``standard_kept``: the (candidate, class) pairs standard NMS keeps (default: greedy
+    NMS on the class's ``top_k`` candidates)."""
+    row = scores[class_index]
+    if standard_kept is None:
+        ranked = row.argsort(descending=True)[:top_k]
+        kept = ranked[torchvision.ops.nms(boxes[ranked].float(), row[ranked].float(), iou_threshold)]
+        standard_kept = {(int(i), class_index) for i in kept}
+    culprits = [b for b in suppressed_by(boxes, scores, candidate, class_index, iou_threshold, top_k)
+                if (b, class_index) not in standard_kept]
+    suppressor = culprits[0] if culprits else None
+    keeper = None
+    if suppressor is not None:
+        better = [a for a, c in standard_kept if c == class_index and float(row[a]) > float(row[suppressor])]
+        better.sort(key=lambda a: -float(row[a]))
+        keeper = next((a for a in better if float(jaccard(boxes[a][None], boxes[suppressor][None])[0, 0])
+                       > iou_threshold), None)
+
+    def iou(a, b):
+        return float(jaccard(boxes[a][None], boxes[b][None])[0, 0]) if a is not None and b is not None else float("nan")
+
+    def score(i):
+        return float(row[i]) if i is not None else float("nan")
+
+    return SuppressionChain(candidate, suppressor, keeper, iou(keeper, suppressor), iou(suppressor, candidate),
+                            iou(keeper, candidate), (score(keeper), score(suppressor), score(candidate)))
 
 
 # -- pictures and a widget -----------------------------------------------------------------------
@@ -321,24 +418,7 @@ def plot_nms_comparison(image: np.ndarray, boxes: torch.Tensor, comparison: NmsC
     return fig
 
 
-def plot_nms_timings(ax, counts: Sequence[int], medians: dict[str, list[float]], device_name: str = ""):
-    """Median milliseconds against the number of candidates, log-log. Returns ``ax``."""
-    for method, seconds in medians.items():
-        ax.plot(counts, np.asarray(seconds) * 1e3, marker="o", label=method)
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    ax.set_xticks(list(counts), [str(c) for c in counts])
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_yscale("log")
-    ax.set_xlabel("candidates n (each with every class score)")
-    ax.set_ylabel("median time per call (ms)")
-    ax.set_title("NMS time vs candidates" + (f" on {device_name}" if device_name else ""), fontsize=10)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return ax
-
-
 __all__ = ["METHODS", "NmsCandidates", "nms_candidates", "FastNmsSteps", "fast_nms_steps", "plot_fast_nms_steps",
            "suppressed_by", "cpu_threads", "NmsRun", "NmsComparison", "compare_nms",
-           "nms_time_vs_candidates", "plot_nms_comparison", "plot_nms_timings"]
+           "plot_nms_comparison", "kept_sentence", "NmsCase", "find_disagreement", "SuppressionChain",
+           "suppression_chain"]

@@ -41,8 +41,9 @@ def draw_instances(image: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labe
     """Overlay instances on a copy of ``image`` (HxWx3 uint8 RGB).
 
     masks [N,H,W] bool; boxes [N,4] xyxy pixels; labels [N] class indices (they pick the
-    colour); captions [N] the text drawn above each box. Instance 0 is painted last, so it
-    stays on top.
+    colour); captions [N] the text drawn by each box (above it where there is room; placed by
+    :func:`caption_boxes` so that captions of touching objects do not cover each other).
+    Instance 0 is painted last, so it stays on top, and its caption is placed first.
     """
     out = np.ascontiguousarray(image, dtype=np.uint8).copy()
     for i in reversed(range(len(labels))):
@@ -58,18 +59,62 @@ def draw_instances(image: np.ndarray, masks: np.ndarray, boxes: np.ndarray, labe
         region[inside] = (region[inside].astype(np.float32) * (1 - alpha) + color * alpha).clip(0, 255).round()
     thickness = max(1, round(max(image.shape[:2]) / 400))
     for i in reversed(range(len(labels))):
-        color = class_color(int(labels[i]))
-        x1, y1, x2, y2 = (int(v) for v in boxes[i])
         if show_boxes:
-            cv2.rectangle(out, (x1, y1), (x2, y2), color, thickness)
-        if show_labels:
-            scale = 0.4 * thickness
-            (tw, th), base = cv2.getTextSize(captions[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
-            top = max(0, y1 - th - base - 2)
-            cv2.rectangle(out, (x1, top), (x1 + tw + 2, top + th + base + 2), color, -1)
-            cv2.putText(out, captions[i], (x1 + 1, top + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
+            x1, y1, x2, y2 = (int(v) for v in boxes[i])
+            cv2.rectangle(out, (x1, y1), (x2, y2), class_color(int(labels[i])), thickness)
+    if show_labels:
+        scale = 0.4 * thickness
+        # Labels last, over every box, where they do not cover each other (touching objects)
+        for i, (x1, y1, x2, y2) in enumerate(caption_boxes(boxes, captions, out.shape[:2], scale)):
+            if not captions[i]:
+                continue
+            cv2.rectangle(out, (x1, y1), (x2 - 1, y2 - 1), class_color(int(labels[i])), -1)
+            (_, th), _ = cv2.getTextSize(captions[i], cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+            cv2.putText(out, captions[i], (x1 + 1, y1 + th + 1), cv2.FONT_HERSHEY_SIMPLEX, scale,
                         (0, 0, 0), 1, cv2.LINE_AA)
     return out
+
+
+def _rect_overlap(a, b) -> int:
+    return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
+
+
+def caption_boxes(boxes, captions: list[str], image_shape: tuple[int, int],
+                  scale: float = 0.4) -> list[tuple[int, int, int, int]]:
+    """Where :func:`draw_instances` writes each caption: one (x1, y1, x2, y2) pixel rectangle
+    (x2, y2 exclusive) per box, placed so that captions do not cover each other.
+
+    boxes [N,4] xyxy pixels; captions [N] (an empty one takes no room); image_shape (H, W);
+    scale: cv2's font scale. The first boxes choose first (pass them best score first). Each
+    caption tries, in order: above the box's top-left corner, just inside it, below the box,
+    inside its bottom-left corner, then the same rows shifted right by half the caption, then
+    further above; it takes the first place that covers no caption already placed (else the one
+    that covers least). Every place is kept inside the image.
+    """
+    height, width = int(image_shape[0]), int(image_shape[1])
+    placed: list[tuple[int, int, int, int]] = []
+    for box, caption in zip(np.asarray(boxes, np.float64).reshape(-1, 4), captions):
+        if not caption:
+            placed.append((0, 0, 0, 0))
+            continue
+        (tw, th), base = cv2.getTextSize(caption, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+        w, h = tw + 2, th + base + 2
+        x1, y1, _x2, y2 = (int(v) for v in box)
+        rows = [y1 - h, y1, y2, y2 - h]
+        candidates = [(x, y) for shift in (0, w // 2) for x, y in ((x1 + shift, r) for r in rows)]
+        candidates += [(x1, y1 - k * h) for k in (2, 3)]
+        best = None
+        for x, y in candidates:
+            x = int(np.clip(x, 0, max(width - w, 0)))
+            y = int(np.clip(y, 0, max(height - h, 0)))
+            rect = (x, y, x + w, y + h)
+            cost = sum(_rect_overlap(rect, other) for other in placed)
+            if best is None or cost < best[0]:
+                best = (cost, rect)
+            if cost == 0:
+                break
+        placed.append(best[1])
+    return placed
 
 
 def draw_detections(image: np.ndarray, detections: Detections, score_threshold: float = 0.0,

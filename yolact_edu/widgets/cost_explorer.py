@@ -15,13 +15,15 @@ from collections.abc import Mapping
 
 import ipywidgets as widgets
 
+from ..viz.palette import model_color
 from .render import StaticSnapshot, new_figure, show_in_output
 
 
 class CostExplorer(StaticSnapshot, widgets.VBox):
     """A selection slider over the measured instance counts and a two-panel figure: the latency
     curves with the chosen N marked, and for each model a bar split into its time at the
-    smallest N and the extra at the chosen one.
+    smallest N and the extra at the chosen one (grey, then the model's colour,
+    :func:`~yolact_edu.viz.palette.model_color`).
 
     curves: {model name: {"counts": [N...], "median_ms": [ms...]}} (``latency_curve``'s result);
     machine: where they were measured (the figure's caption).
@@ -76,7 +78,7 @@ class CostExplorer(StaticSnapshot, widgets.VBox):
         fig.clear()
         curve_ax, bar_ax = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
         for name, curve in self.curves.items():
-            curve_ax.plot(curve["counts"], curve["median_ms"], marker="o", label=name)
+            curve_ax.plot(curve["counts"], curve["median_ms"], marker="o", label=name, color=model_color(name))
             curve_ax.plot([self.count], [self.at_count[name]], "o", markersize=12, markerfacecolor="none",
                           markeredgecolor="black")
         curve_ax.axvline(self.count, color="0.5", linestyle=":")
@@ -86,16 +88,24 @@ class CostExplorer(StaticSnapshot, widgets.VBox):
         curve_ax.grid(True, alpha=0.3)
         curve_ax.legend(fontsize=8)
         names = list(self.curves)
-        base = [self.at_count[name] - self.extra[name] for name in names]
-        extra = [self.extra[name] for name in names]
-        bar_ax.barh(names, base, color="0.75", label=f"at N = {self.counts[0]}")
-        bar_ax.barh(names, extra, left=base, color="tab:red", label=f"extra for N = {self.count}")
+        first = [self.at_count[name] - self.extra[name] for name in names]     # the time at the smallest N
+        base = [min(self.at_count[name], start) for name, start in zip(names, first)]
+        extra = [max(self.extra[name], 0.0) for name in names]
+        below = [max(-self.extra[name], 0.0) for name in names]      # a measured time can be lower at a larger N
+        shared = f"at N = {self.counts[0]}" + (f" (or at N = {self.count} if lower)" if any(below) else "")
+        bar_ax.barh(names, base, color="0.75", label=shared)
+        # the extra in each model's own colour, so a bar reads as the curve of the same colour
+        bar_ax.barh(names, extra, left=base, color=[model_color(name) for name in names], alpha=0.8,
+                    label=f"extra for N = {self.count} (model colour)")
+        if any(below):
+            bar_ax.barh(names, below, left=base, color="none", edgecolor="0.3", linestyle="--",
+                        label=f"less than at N = {self.counts[0]}")
         for row, name in enumerate(names):
             bar_ax.text(self.at_count[name], row, f" {self.at_count[name]:.1f} ms", va="center", fontsize=8)
-        bar_ax.set_xlim(0, max(self.at_count.values()) * 1.35)
+        bar_ax.set_xlim(0, max(max(self.at_count.values()), *first) * 1.35)
         bar_ax.set_xlabel("ms per image")
         bar_ax.set_title(f"what N = {self.count} instances cost", fontsize=10)
-        bar_ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+        bar_ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
         bar_ax.invert_yaxis()
         fig.tight_layout()
 

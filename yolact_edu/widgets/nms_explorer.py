@@ -28,6 +28,7 @@ class NmsExplorer:
         import ipywidgets as widgets
 
         self.image, self.candidates, self.class_names = image, candidates, tuple(class_names)
+        self.start_threshold = iou_threshold        # the slider's starting value (the config's threshold)
         self.settings = {"top_k": top_k, "conf_threshold": conf_threshold, "max_detections": max_detections}
         self.iou_slider = widgets.FloatSlider(value=iou_threshold, min=0.05, max=0.95, step=0.05,
                                               description="IoU threshold", continuous_update=False,

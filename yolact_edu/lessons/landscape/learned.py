@@ -33,8 +33,10 @@ from ...build import FAMILY_NAMES
 from ...detections import Detections
 from ...model.segmenter import image_size
 from ...relatives.blendmask import blend_weights
+from ...viz.palette import model_color
 
-__all__ = ["LearnedAssembly", "learned_assembly", "draw_learned", "draw_all_detections", "pick_clear_image"]
+__all__ = ["LearnedAssembly", "learned_assembly", "draw_learned", "draw_all_detections", "pick_clear_image",
+           "mark_detection", "training_budget_sentence"]
 
 
 @dataclass
@@ -43,13 +45,27 @@ class LearnedAssembly:
 
     family: "YOLACT", "CondInst", ...; detections: what it found (score >= the minimum);
     shared / instance: (title, array) pairs -- 2-D arrays are maps, 1-D arrays bar charts;
-    locality: one line on what keeps an instance's mask on that instance."""
+    locality: one line on what keeps an instance's mask on that instance.
+
+    The ``instance`` panels explain one detection, ``detections[EXPLAINED]`` (the best-scored: every
+    family lists its detections by score); :meth:`explained` names it and :func:`draw_learned` marks it."""
 
     family: str
     detections: Detections
     shared: list[tuple[str, np.ndarray]] = field(default_factory=list)
     instance: list[tuple[str, np.ndarray]] = field(default_factory=list)
     locality: str = ""
+    model: str = ""             # the config it ran ("yolact_tiny", ...): picks its colour in every plot
+
+    EXPLAINED = 0
+
+    def explained(self) -> str | None:
+        """"#1 circle 0.93": the detection the instance panels explain, as the picture labels it;
+        None when there are no instance panels (nothing detected)."""
+        if not self.instance or len(self.detections) <= self.EXPLAINED:
+            return None
+        i = self.EXPLAINED
+        return f"#{i + 1} {self.detections.class_labels[i]} {float(self.detections.scores[i]):.2f}"
 
 
 def _np(tensor: torch.Tensor) -> np.ndarray:
@@ -70,7 +86,7 @@ def learned_assembly(model, image: np.ndarray, min_score: float = 0.3, top_k: in
     x = model.preprocess(image)
     raw = model(x)
     found = model.detect(raw, [image_size(image)])[0].filter(min_score, top_k)
-    view = LearnedAssembly(FAMILY_NAMES.get(family, family), found)
+    view = LearnedAssembly(FAMILY_NAMES.get(family, family), found, model=getattr(model.cfg, "name", ""))
     builders = {"yolact": _yolact, "maskrcnn": _maskrcnn, "condinst": _condinst, "solov2": _solov2,
                 "blendmask": _blendmask, "centermask": _centermask}
     if family not in builders:
@@ -190,7 +206,12 @@ def draw_learned(view: LearnedAssembly, image: np.ndarray, width: float = 13.0):
     grid = fig.add_gridspec(2, columns + 2)
     picture = fig.add_subplot(grid[:, :2])
     picture.imshow(draw_detections(image, view.detections))
-    picture.set_title(f"{view.family}: {len(view.detections)} detections", fontsize=10)
+    explained = view.explained()
+    title = f"{view.family}: {len(view.detections)} detections"
+    if explained is not None:
+        mark_detection(picture, view.detections.boxes[view.EXPLAINED].tolist(), f"#{view.EXPLAINED + 1}")
+        title += f"\nbottom row: {explained} (dashed)"
+    picture.set_title(title, fontsize=10, color="black" if explained is None else "tab:red")
     picture.set_xticks([])
     picture.set_yticks([])
     panels = [(True, column, item) for column, item in enumerate(view.shared)]
@@ -206,9 +227,25 @@ def draw_learned(view: LearnedAssembly, image: np.ndarray, width: float = 13.0):
             ax.set_xticks([])
             ax.set_yticks([])
         ax.set_title(title, fontsize=8, color="black" if shared else "tab:red")
-    fig.suptitle(f"{view.family}: computed once per image (top, black titles) and for its best detection "
+    which = f"detection {explained}" if explained is not None else "its best detection (none here)"
+    fig.suptitle(f"{view.family}: computed once per image (top, black titles) and for {which} "
                  f"(bottom, red); locality from {view.locality}", fontsize=9)
     return fig
+
+
+def mark_detection(ax, box, text: str) -> None:
+    """Outline ``box`` (x1, y1, x2, y2 image pixels) on an image axes with a dashed red and white
+    frame, a little inside the drawn box (the box's own label sits above it and stays readable),
+    and write ``text`` below its bottom-right corner."""
+    from matplotlib.patches import Rectangle
+
+    x1, y1, x2, y2 = box
+    pad = min(0.015 * abs(ax.get_xlim()[1] - ax.get_xlim()[0]), 0.15 * min(x2 - x1, y2 - y1))
+    for color, style in (("white", "-"), ("tab:red", "--")):
+        ax.add_patch(Rectangle((x1 + pad, y1 + pad), x2 - x1 - 2 * pad, y2 - y1 - 2 * pad, fill=False,
+                               edgecolor=color, linewidth=2.2, linestyle=style))
+    ax.text(x2, y2 + pad, text, color="white", fontsize=9, fontweight="bold", ha="right", va="top",
+            bbox={"facecolor": "tab:red", "pad": 1, "linewidth": 0})
 
 
 def pick_clear_image(dataset, objects: tuple[int, int] = (3, 5), max_overlap: float = 0.1) -> int:
@@ -228,7 +265,9 @@ def pick_clear_image(dataset, objects: tuple[int, int] = (3, 5), max_overlap: fl
 
 
 def draw_all_detections(views: dict[str, LearnedAssembly], image: np.ndarray, columns: int = 3):
-    """The detections of every family on the same image, side by side. Returns the Figure."""
+    """The detections of every family on the same image, side by side, each title in the colour of
+    the model that ran (:func:`~yolact_edu.viz.palette.model_color` of ``view.model``, e.g. the
+    tiny YOLACT's tab:red, as in every notebook). Returns the Figure."""
     import matplotlib.pyplot as plt
 
     from ...viz.draw import draw_detections
@@ -237,7 +276,9 @@ def draw_all_detections(views: dict[str, LearnedAssembly], image: np.ndarray, co
     fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns, 3.4 * rows), squeeze=False)
     for ax, (name, view) in zip(axes.flat, views.items()):
         ax.imshow(draw_detections(image, view.detections))
-        ax.set_title(f"{name}: {len(view.detections)} detections", fontsize=10)
+        shown = f"{name} ({view.model})" if view.model and view.model != name else name
+        ax.set_title(f"{shown}\n{len(view.detections)} detections", fontsize=10,
+                     color=model_color(view.model or name), fontweight="bold")
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -245,3 +286,39 @@ def draw_all_detections(views: dict[str, LearnedAssembly], image: np.ndarray, co
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def training_budget_sentence(rows) -> str:
+    """One sentence on how long each shipped model trained, from its file's metadata.
+
+    rows: :func:`~yolact_edu.lessons.pretrained.shipped_rows` (each with "model" and "training",
+    iterations x batch as "20000 x 8"). Models with the same budget are named together, the largest
+    budget first, and the sentence ends with how many times more images the longest-trained saw
+    than the shortest (a row whose budget is unreadable is named but left out of that ratio)."""
+    groups: dict[str, list[str]] = {}
+    for row in rows:
+        groups.setdefault(row["training"], []).append(row["model"])
+
+    def images(budget: str) -> int | None:
+        try:
+            iterations, batch = (int(part) for part in budget.split("x"))
+        except ValueError:
+            return None
+        return iterations * batch
+
+    order = sorted(groups, key=lambda budget: images(budget) or -1, reverse=True)
+    if len(order) == 1:
+        return f"All {len(rows)} models trained for the same budget, {order[0]} (iterations x batch)."
+
+    def names(models: list[str]) -> str:
+        return models[0] if len(models) == 1 else ", ".join(models[:-1]) + " and " + models[-1]
+
+    parts = "; ".join(f"{names(groups[budget])} {budget}" for budget in order)
+    counted = [budget for budget in order if images(budget)]
+    ratio = ""
+    if len(counted) > 1:
+        most, fewest = counted[0], counted[-1]
+        ratio = (f": {names(groups[most])} saw {images(most) / images(fewest):.3g}× as many training images as "
+                 f"{names(groups[fewest])}")
+    return (f"Training budgets differ (iterations x batch, from each file's metadata): {parts}{ratio}. "
+            "An accuracy difference between them may come from training time as well as from the assembly step.")

@@ -26,12 +26,13 @@ from ...relatives.blendmask import blend
 from ...relatives.centermask import spatial_attention
 from ...relatives.condinst import condinst_num_params, dynamic_mask_logits, relative_coordinates, split_dynamic_params
 from ...relatives.solov2 import matrix_nms, solo_center_cells
+from ...viz.palette import model_color
 
 __all__ = ["yolact_masks", "blendmask_masks", "spatial_attention", "centermask_masks",
            "condinst_num_params", "relative_coordinates", "split_dynamic_params", "condinst_masks",
            "condinst_handset_params", "solo_grid_cell", "solo_center_cells", "solov1_masks",
            "solov2_masks", "coordinate_features", "solov2_handset_kernel", "matrix_nms",
-           "FAMILIES", "per_instance_macs"]
+           "FAMILIES", "per_instance_macs", "plot_per_instance_macs"]
 
 
 # -- YOLACT: global prototypes x per-instance coefficients, then the box crop ------------------
@@ -230,3 +231,18 @@ def per_instance_macs(family: str, *, num_protos: int = 32, proto_side: int = 13
     if key == "solov2":
         return solo_channels * (input_hw[0] // 4) * (input_hw[1] // 4)
     raise KeyError(f"unknown family {family!r}; one of yolact, blendmask, centermask, condinst, solov2")
+
+
+def plot_per_instance_macs(families=FAMILIES, figsize=(8, 2.6)):
+    """:func:`per_instance_macs` of each family as horizontal bars (log scale, the first family on
+    top), each bar in the family's colour (:func:`~yolact_edu.viz.palette.model_color`: the
+    paper-scale models, as the counts are at the papers' sizes). Returns the Figure."""
+    import matplotlib.pyplot as plt
+
+    names = [row["family"] for row in families][::-1]
+    fig, ax = plt.subplots(figsize=figsize)
+    ax.barh(names, [per_instance_macs(name) for name in names], color=[model_color(name) for name in names])
+    ax.set_xscale("log")
+    ax.set_xlabel("multiply-accumulates per extra instance (log scale; our count, typical sizes)")
+    fig.tight_layout()
+    return fig

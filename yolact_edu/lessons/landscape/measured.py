@@ -93,4 +93,23 @@ def plot_speed_beside(published, measurements, ax=None):
     return ax
 
 
-__all__ = ["LatencyMeasurement", "measure_latency", "measurements_table", "plot_speed_beside"]
+def detections_sentence(trained: LatencyMeasurement, untrained: LatencyMeasurement, threshold: float) -> str:
+    """What the *detections* column says about an untrained model's "predict" time, generated
+    from the counts (post-processing work grows with the detections kept above ``threshold``)."""
+    counts = (f"`{untrained.name}` ({untrained.weights}) kept {untrained.detections} detections above the "
+              f"{threshold:g} score threshold, `{trained.name}` ({trained.weights}) {trained.detections}")
+    if untrained.detections < trained.detections:
+        return (f"{counts}: with fewer detections to assemble, crop and paste, `{untrained.name}`'s \"predict\" "
+                "time leaves out part of the post-processing a trained model would do.")
+    return (f"{counts}: `{untrained.name}`'s \"predict\" time includes at least as much post-processing as "
+            f"`{trained.name}`'s, though its detections mean nothing.")
+
+
+def times_slower(measured: LatencyMeasurement, published) -> float:
+    """How many times longer ``measured``'s whole predict takes here than the published GPU time of
+    ``published`` (a :class:`~.published.PublishedResult`, which includes post-processing)."""
+    return measured.predict_ms / published.speed_ms
+
+
+__all__ = ["LatencyMeasurement", "measure_latency", "measurements_table", "plot_speed_beside", "detections_sentence",
+           "times_slower"]

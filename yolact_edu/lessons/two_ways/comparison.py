@@ -1,4 +1,4 @@
-"""The matched comparison (notebook 01 §6, notebook 05 §6, ``yolact-edu bench compare``): YOLACT,
+"""The matched comparison (notebook 01's "matched comparison", notebook 05 §6, ``yolact-edu bench compare``): YOLACT,
 Mask R-CNN and YOLACT's relatives, all trained on the same data, scored on the same images and
 timed on the same machine in one process.
 
@@ -24,7 +24,8 @@ from ...bench.speed import environment
 from ...bench.timing import STAGES, timed_predict
 from ...build import build_model
 from ...training.evaluation import evaluate
-from .cost import INSTANCE_COUNTS, fixed_output_count, format_table, inference_time
+from ...viz.palette import model_color
+from .cost import INSTANCE_COUNTS, fixed_output_count, format_table, inference_time, least_squares_slope
 from .maskrcnn import maskrcnn_model, model_device, run_maskrcnn
 
 ACCURACY_COLUMNS = (("box_AP", "bbox", "AP"), ("box_AP75", "bbox", "AP75"), ("mask_AP", "segm", "AP"),
@@ -140,14 +141,62 @@ def per_instance_ms(curve: dict) -> float | None:
     return (times[-1] - times[0]) / (counts[-1] - counts[0])
 
 
+def matched_markdown(accuracy: Mapping[str, Mapping], curves: Mapping[str, Mapping]) -> str:
+    """The matched comparison in words, generated from its numbers (notebook 01).
+
+    accuracy: {model name: row} with "mask AP", "mask AP90" (numbers or strings such as "0.403",
+    as :func:`~yolact_edu.lessons.pretrained.shipped_rows` gives them) and optionally "training";
+    curves: :func:`latency_curve`'s result for the same names. Returns Markdown bullets: who has
+    the higher mask AP90 and mask AP, and each model's end-to-end time at the fewest and the most
+    instances with its least-squares slope (ms per extra instance)."""
+    names = list(accuracy)
+    lines = []
+    for key in ("mask AP90", "mask AP"):
+        order = sorted(names, key=lambda name: float(accuracy[name][key]), reverse=True)
+        values = ", ".join(f"{name} {float(accuracy[name][key]):.3f}" for name in order)
+        top, second = float(accuracy[order[0]][key]), float(accuracy[order[-1]][key])
+        verdict = f"{order[0]} higher" if top > second else "equal"
+        lines.append(f"- **{key}**: {values} ({verdict}).")
+    if all("training" in accuracy[name] for name in names):
+        lines.append("- **trained for** (iterations x batch): "
+                     + ", ".join(f"{name} {accuracy[name]['training']}" for name in names) + ".")
+    times = []
+    for name in names:
+        curve = curves[name]
+        slope = least_squares_slope(curve["instances"], curve["median_ms"])
+        times.append(f"{name} {curve['median_ms'][0]:.1f} → {curve['median_ms'][-1]:.1f} ms "
+                     f"({slope:+.2f} ms per extra instance)")
+    first, last = curves[names[0]]["instances"][0], curves[names[0]]["instances"][-1]
+    lines.append(f"- **end to end**, N = {first} → {last}: " + "; ".join(times) + ".")
+    return "\n".join(lines)
+
+
+def shipped_name(result: dict, name: str) -> str:
+    """The shipped model behind the row ``name`` of a comparison: ``yolact_tiny`` for the row
+    "YOLACT" of ``yolact-edu bench compare`` on the shipped weights (read from the stem of its
+    weights file, ``yolact_tiny_shapes.pth``), else ``name`` itself. Its colour is the model's
+    colour in every notebook (:func:`~yolact_edu.viz.palette.model_color`): the tiny YOLACT is
+    tab:red here as in notebook 01, not the paper-scale YOLACT's dark red."""
+    from pathlib import PurePath
+
+    weights = (result.get("weights") or {}).get(name)
+    if not weights:
+        return name
+    stem = PurePath(str(weights)).stem
+    return stem.removesuffix("_shapes")
+
+
 def summary_rows(result: dict, decimals: int | None = None) -> list[dict]:
-    """One row per model: parameters, the accuracy figures, and the latency at the fewest and the
-    most instances timed with the slope between them (ms per extra instance). Values as numbers,
-    or with ``decimals`` every float as a string with that many decimals (for display)."""
+    """One row per model: the model (its row name) and, when the run records its weights, the
+    shipped model it is (:func:`shipped_name`), parameters, the accuracy figures, and the latency
+    at the fewest and the most instances timed with the slope between them (ms per extra instance).
+    Values as numbers, or with ``decimals`` every float as a string with that many decimals (for
+    display)."""
     rows = []
     for name, row in result["accuracy"].items():
         curve = result["latency"][name]
-        rows.append({"model": name, "params (M)": row["params"] / 1e6,
+        shipped = {"shipped as": shipped_name(result, name)} if result.get("weights") else {}
+        rows.append({"model": name, **shipped, "params (M)": row["params"] / 1e6,
                      **{key: row[key] for key, _, _ in ACCURACY_COLUMNS},
                      f"ms @ N={curve['counts'][0]}": curve["median_ms"][0],
                      f"ms @ N={curve['counts'][-1]}": curve["median_ms"][-1],
@@ -166,26 +215,39 @@ def summary_table(result: dict) -> str:
 
 def plot_comparison(result: dict, figsize=(13, 4.2)):
     """The comparison in one figure: box AP, mask AP and mask AP90 per model (bars), and end-to-end
-    latency against the number of instances N (lines). Returns the Figure."""
+    latency against the number of instances N (lines). Each model in the colour of the model it
+    is (:func:`shipped_name`: the shipped ``yolact_tiny`` in the tiny YOLACT's colour); each line
+    with its own marker and dash, so lines that lie on each other both show. Returns the Figure."""
     import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.patches import Patch
 
     fig, (bars, lines) = plt.subplots(1, 2, figsize=figsize, gridspec_kw={"width_ratios": [1.25, 1]})
     names = list(result["accuracy"])
     shown = (("box_AP", "box AP"), ("mask_AP", "mask AP"), ("mask_AP90", "mask AP90 (boundary)"))
     x = np.arange(len(names))
     width = 0.8 / len(shown)
-    for i, (key, label) in enumerate(shown):
+    colors = [model_color(shipped_name(result, name)) for name in names]
+    # each model in its colour (as in every plot), the three figures told apart by their hatching
+    for i, ((key, label), hatch, alpha) in enumerate(zip(shown, ("", "//", ".."), (1.0, 0.7, 0.45))):
         values = [result["accuracy"][name][key] for name in names]
-        drawn = bars.bar(x + (i - (len(shown) - 1) / 2) * width, values, width, label=label)
+        drawn = bars.bar(x + (i - (len(shown) - 1) / 2) * width, values, width, color=colors, alpha=alpha,
+                         hatch=hatch, edgecolor="white", label=label)
         bars.bar_label(drawn, fmt="%.2f", fontsize=7, padding=1)
     bars.set_xticks(x, names, fontsize=9)
     bars.set_ylabel("COCO AP on the val images")
     bars.set_ylim(0, 1)
-    bars.legend(fontsize=8, loc="upper right")
+    keys = [Patch(facecolor="0.45", alpha=alpha, hatch=hatch, edgecolor="white", label=label)
+            for (_, label), hatch, alpha in zip(shown, ("", "//", ".."), (1.0, 0.7, 0.45))]
+    bars.legend(handles=keys, fontsize=8, loc="upper right")
     bars.set_title(f"accuracy, {next(iter(result['accuracy'].values()))['images']} images", fontsize=10)
-    for name, curve in result["latency"].items():
-        lines.plot(curve["instances"], curve["median_ms"], marker="o", label=name)
+    markers, dashes = ("o", "s", "^", "D", "v", "P", "X", "*"), ("-", "--", "-.", ":")
+    for i, (name, curve) in enumerate(result["latency"].items()):
+        shipped = shipped_name(result, name)
+        # open markers and distinct dashes: a line drawn later does not hide one beneath it
+        lines.plot(curve["instances"], curve["median_ms"], marker=markers[i % len(markers)],
+                   linestyle=dashes[i % len(dashes)], markerfacecolor="none", markersize=7, linewidth=1.6,
+                   label=name if shipped == name else f"{name} ({shipped})", color=model_color(shipped))
     lines.set_xlabel("detections N (forced)")
     lines.set_ylabel("ms per image, batch 1 (median)")
     lines.set_title(f"end-to-end predict, {result['environment']['machine']}", fontsize=10)
@@ -205,4 +267,4 @@ def paper_scale_table(result: dict) -> str:
 
 __all__ = ["ACCURACY_COLUMNS", "parameter_count", "accuracy", "latency_curve",
            "matched_comparison", "paper_scale", "accuracy_table", "latency_table", "paper_scale_table",
-           "per_instance_ms", "summary_rows", "summary_table", "plot_comparison"]
+           "per_instance_ms", "matched_markdown", "shipped_name", "summary_rows", "summary_table", "plot_comparison"]

@@ -22,6 +22,7 @@ from torchvision.ops import roi_align
 from ...ops.assemble import masks_to_image
 from ...ops.boxes import crop
 from ...ops.mask_iou import mask_pair_iou, paired_mask_iou
+from ...viz.palette import model_color
 
 ROI_SIZE = 28          # Mask R-CNN's mask head output
 SHAPE_KINDS = ("circle", "star", "rectangle")
@@ -206,8 +207,9 @@ def plot_resolution_study(rows: list[dict], ax=None, metric: str = "biou", x: st
     rows = sorted(rows, key=lambda r: r[x])
     xs = [r[x] for r in rows]
     style = {"marker": "o"} if "across" in rows[0] else {"marker": ".", "linestyle": "none", "alpha": 0.6}
-    ax.plot(xs, [r[f"{metric}_roi"] for r in rows], label=labels[0], **style)
-    ax.plot(xs, [r[f"{metric}_proto"] for r in rows], label=labels[1], **style)
+    # each design in its family's colour, as in every other plot of the notebook
+    ax.plot(xs, [r[f"{metric}_roi"] for r in rows], label=labels[0], color=model_color(labels[0]), **style)
+    ax.plot(xs, [r[f"{metric}_proto"] for r in rows], label=labels[1], color=model_color(labels[1]), **style)
     ax.set_xscale("log")
     ax.set_xlabel("object size (sqrt of area, px)" if x == "size" else "object size (px across)")
     ax.set_ylabel("Boundary IoU" if metric == "biou" else "mask IoU")
