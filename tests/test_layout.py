@@ -147,6 +147,18 @@ def test_the_checkout_and_its_data_are_found_from_the_package_not_the_calling_fi
     assert pretrained.data_root() == Path("/somewhere/else")
 
 
+def test_a_shown_path_names_no_machine_folder_yet_keeps_foreign_files_whole(monkeypatch, tmp_path):
+    monkeypatch.chdir(REPO / "notebooks")                       # where a notebook runs
+    assert locations.shown_path(REPO / "data" / "shapes" / "x.json") == "../data/shapes/x.json"
+    assert locations.shown_path(REPO / "notebooks" / "a.png") == "a.png"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert locations.shown_path(tmp_path / "home" / ".cache" / "w.pth") == "~/.cache/w.pth"
+    elsewhere = tmp_path / "elsewhere" / "instances.json"           # outside the checkout and home: whole
+    assert locations.shown_path(elsewhere) == str(elsewhere)
+    monkeypatch.chdir(tmp_path)
+    assert locations.shown_path(elsewhere) == "elsewhere/instances.json"
+
+
 def test_an_installed_copy_uses_the_cache_not_a_folder_beside_it(tmp_path):
     # The package copied elsewhere, as a wheel would put it: no pyproject.toml above it.
     site = tmp_path / "site-packages"

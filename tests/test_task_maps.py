@@ -100,6 +100,19 @@ def test_captions_of_a_crowded_row_do_not_overlap():
     assert rects[0][3] == 60 and rects[0][0] == 20
 
 
+def test_captions_with_no_free_place_pile_up_above_their_box_rather_than_fill_the_picture():
+    # a 64x48 picture with many detections: spreading the captions would cover the picture, so
+    # each stays at its first place (above its box, kept in the image)
+    boxes = np.array([[5, 20, 40, 45]] * 6, np.float32)
+    captions = [f"circle 0.{90 - i}" for i in range(6)]
+    rects = caption_boxes(boxes, captions, (48, 64))
+    assert len(set(rects)) == 1
+    x1, y1, x2, y2 = rects[0]
+    assert y2 <= 20 and 0 <= x1 and x2 <= 64          # above the box, inside the picture
+    # the same boxes in a large picture do spread
+    assert len(set(caption_boxes(boxes, captions, (480, 640)))) > 1
+
+
 def test_draw_instances_keeps_its_signature_and_paints_captions_where_placed():
     image = np.zeros((120, 200, 3), np.uint8)
     boxes = np.array([[10, 40, 40, 90], [40, 40, 70, 90]], np.float32)

@@ -30,22 +30,22 @@ def checkout_dir() -> Path | None:
 
 def shown_path(path: str | os.PathLike) -> str:
     """``path`` as a message or a notebook output should show it: relative to the working folder
-    when it lies below it (``../data/shapes/...`` from ``notebooks/``), else with the home folder
-    written ``~``. Printed text then never carries one machine's folder names into a committed
-    notebook or a copied log."""
+    when it lies below it, or when both lie in the source checkout (``../data/shapes/...`` from
+    ``notebooks/``); else under the home folder written ``~``; else as given. Printed text then
+    never carries one machine's folder names into a committed notebook or a copied log, while a
+    file elsewhere (a temporary folder, another disk) keeps its full, unambiguous name."""
     path = Path(path).expanduser()
-    absolute = path.resolve() if path.is_absolute() or path.exists() else (Path.cwd() / path).resolve()
+    absolute = (path if path.is_absolute() else Path.cwd() / path).resolve()
     here = Path.cwd().resolve()
-    for base, prefix in ((here, None), (here.parent, "..")):
-        try:
-            inside = absolute.relative_to(base)
-        except ValueError:
-            continue
-        return str(Path(prefix, inside) if prefix else inside)
-    try:
-        return str(Path("~") / absolute.relative_to(Path.home().resolve()))
-    except ValueError:
-        return str(path)
+    if absolute.is_relative_to(here):
+        return str(absolute.relative_to(here))
+    checkout = checkout_dir()
+    if checkout is not None and here.is_relative_to(checkout.resolve()) and absolute.is_relative_to(checkout.resolve()):
+        return os.path.relpath(absolute, here)
+    home = Path.home().resolve()
+    if absolute.is_relative_to(home):
+        return str(Path("~") / absolute.relative_to(home))
+    return str(path)
 
 
 __all__ = ["package_dir", "assets_dir", "checkout_dir", "shown_path"]

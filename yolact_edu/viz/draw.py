@@ -79,6 +79,10 @@ def _rect_overlap(a, b) -> int:
     return max(0, min(a[2], b[2]) - max(a[0], b[0])) * max(0, min(a[3], b[3]) - max(a[1], b[1]))
 
 
+# captions may spread over at most this share of a picture; beyond it they pile up above their boxes
+MAX_CAPTION_SHARE = 0.25
+
+
 def caption_boxes(boxes, captions: list[str], image_shape: tuple[int, int],
                   scale: float = 0.4) -> list[tuple[int, int, int, int]]:
     """Where :func:`draw_instances` writes each caption: one (x1, y1, x2, y2) pixel rectangle
@@ -88,8 +92,11 @@ def caption_boxes(boxes, captions: list[str], image_shape: tuple[int, int],
     scale: cv2's font scale. The first boxes choose first (pass them best score first). Each
     caption tries, in order: above the box's top-left corner, just inside it, below the box,
     inside its bottom-left corner, then the same rows shifted right by half the caption, then
-    further above; it takes the first place that covers no caption already placed (else the one
-    that covers least). Every place is kept inside the image.
+    further above; it takes the first place that covers no caption already placed. Where every
+    place covers one, or where spreading it would let captions cover more than
+    :data:`MAX_CAPTION_SHARE` of the picture (a small image, many detections), it goes above its
+    box after all: captions then pile up on each other rather than hide the picture they describe.
+    Every place is kept inside the image.
     """
     height, width = int(image_shape[0]), int(image_shape[1])
     placed: list[tuple[int, int, int, int]] = []
@@ -103,17 +110,18 @@ def caption_boxes(boxes, captions: list[str], image_shape: tuple[int, int],
         rows = [y1 - h, y1, y2, y2 - h]
         candidates = [(x, y) for shift in (0, w // 2) for x, y in ((x1 + shift, r) for r in rows)]
         candidates += [(x1, y1 - k * h) for k in (2, 3)]
-        best = None
-        for x, y in candidates:
+        chosen = None
+        spread = sum((r[2] - r[0]) * (r[3] - r[1]) for r in placed) + w * h <= MAX_CAPTION_SHARE * height * width
+        for x, y in candidates if spread else candidates[:1]:
             x = int(np.clip(x, 0, max(width - w, 0)))
             y = int(np.clip(y, 0, max(height - h, 0)))
             rect = (x, y, x + w, y + h)
-            cost = sum(_rect_overlap(rect, other) for other in placed)
-            if best is None or cost < best[0]:
-                best = (cost, rect)
-            if cost == 0:
+            if chosen is None:
+                chosen = rect                        # the fallback: above the box
+            if not any(_rect_overlap(rect, other) for other in placed):
+                chosen = rect
                 break
-        placed.append(best[1])
+        placed.append(chosen)
     return placed
 
 
