@@ -46,9 +46,15 @@ def test_the_dataset_summary_shows_the_annotation_file_relative_or_under_home(tm
     inside.mkdir()
     (tmp_path / "data").mkdir()
     monkeypatch.chdir(inside)
+    # outside a source checkout a file beside the working folder keeps its full name ...
+    report = DatasetReport(str(tmp_path / "data" / "instances_train.json"), num_images=3)
+    assert str(report).startswith(f"{tmp_path}{os.sep}data{os.sep}instances_train.json: 3 images")
+    # ... and inside one (a notebook in <checkout>/notebooks) it is written relative to the notebook
+    monkeypatch.setattr("yolact_edu.files.locations.checkout_dir", lambda: tmp_path)
     report = DatasetReport(str(tmp_path / "data" / "instances_train.json"), num_images=3)
     assert str(report).startswith(f"..{os.sep}data{os.sep}instances_train.json: 3 images")
     assert str(tmp_path) not in str(report)
+    monkeypatch.setattr("yolact_edu.files.locations.checkout_dir", lambda: None)     # an installed copy
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere" / "deep"
     (home / "data").mkdir(parents=True)
     elsewhere.mkdir(parents=True)
