@@ -36,6 +36,16 @@ class Check:
         return f"{'✓ right' if self.passed else '✗ not yet'}: {self.message}"
 
 
+def run_learner_code(fn, *args) -> tuple[object, str | None]:
+    """The learner's ``fn`` on ``args``, tensors cloned (an in-place edit must not touch the inputs):
+    ``(result, None)``, or ``(None, "TypeError: ...")`` when it raised. Their code may fail in any
+    way; a check reports that as a hint and never raises."""
+    try:
+        return fn(*(a.clone() if isinstance(a, torch.Tensor) else a for a in args)), None
+    except Exception as error:
+        return None, f"{type(error).__name__}: {error}"
+
+
 def _unanswered(what: str) -> Check:
     return Check(False, f"set {what} in the cell above, then run this cell again")
 
@@ -401,7 +411,7 @@ def check_machines_to_match(measurement, published, answer) -> Check:
                         "rounded up; frames per second = 1000 / (ms per image)")
 
 
-__all__ = ["Check", "costliest_per_instance", "check_costliest_instance",
+__all__ = ["Check", "run_learner_code", "costliest_per_instance", "check_costliest_instance",
            "counts_at_most_share", "check_cost_share", "check_cell_pixels", "explorer_masks",
            "crop_region", "outside_box", "check_isolated", "isolate_without_crop", "most_subtracted",
            "check_flip_grows", "nms_differ_at", "first_agreement_below",

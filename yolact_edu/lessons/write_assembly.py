@@ -21,7 +21,7 @@ import torch
 from ..ops.assemble import linear_combination, masks_to_image
 from ..ops.boxes import crop as library_crop
 from ..ops.mask_iou import paired_mask_iou
-from .exercises import Check
+from .exercises import Check, run_learner_code
 
 ATOL = 1e-4       # float32 sums of k products in another order differ by ~1e-6; this is far above that
 NEAR_SHARE = 0.02  # a wrong crop "is" a known mistake when at most this share of cells differs from it
@@ -36,10 +36,9 @@ def _inputs(detections) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 
 def _run(function: Callable, *args) -> tuple[torch.Tensor | None, Check | None]:
     """The learner's result as a float tensor, or a Check saying why there is none."""
-    try:
-        result = function(*(a.clone() for a in args))     # clones: an in-place edit must not touch the inputs
-    except Exception as error:            # the learner's code: any error becomes a hint, never a crash
-        return None, Check(False, f"your function raised {type(error).__name__}: {error}")
+    result, error = run_learner_code(function, *args)
+    if error is not None:
+        return None, Check(False, f"your function raised {error}")
     if result is None or result is ...:
         name = getattr(function, "__name__", "the function")
         return None, Check(False, f"write the body of `{name}` (replace `...`), return the result, then run this "

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 
 from ..ops.boxes import VARIANCES, center_size, decode, encode
-from .exercises import Check
+from .exercises import Check, run_learner_code
 
 CENTRE, SIZE = VARIANCES
 
@@ -86,14 +86,6 @@ def stretched(priors: torch.Tensor, aspect: float = 2.0) -> torch.Tensor:
     return priors * factor
 
 
-def _run(fn: Callable, *args):
-    """The learner's function on copies of ``args``: (result, None) or (None, the error in words)."""
-    try:
-        return fn(*(a.clone() for a in args)), None
-    except Exception as error:                # the learner's code may fail in any way: report, never raise
-        return None, f"{type(error).__name__}: {error}"
-
-
 def _close(a, b) -> bool:
     return isinstance(a, torch.Tensor) and a.shape == b.shape and bool(
         torch.allclose(a.double(), b.double(), rtol=1e-4, atol=1e-5))
@@ -135,7 +127,7 @@ def check_box_coding(encode_fn: Callable, decode_fn: Callable, gt_xyxy: torch.Te
     loc [P,4]: the trained network's regressions at ``all_priors`` [P,4]. Each function is run on these
     and on the priors :func:`stretched`; then ``decode_fn(encode_fn(gt))`` must give the boxes back."""
     for pri in (priors, stretched(priors)):
-        out, error = _run(encode_fn, gt_xyxy, pri)
+        out, error = run_learner_code(encode_fn, gt_xyxy, pri)
         if error:
             return Check(False, f"`encode` raised {error}")
         verdict = _diagnose("encode", out, encode(gt_xyxy, pri), _encode_mistakes(gt_xyxy, pri),
@@ -143,14 +135,14 @@ def check_box_coding(encode_fn: Callable, decode_fn: Callable, gt_xyxy: torch.Te
         if verdict is not None:
             return verdict
     for pri in (all_priors, stretched(all_priors)):
-        out, error = _run(decode_fn, loc, pri)
+        out, error = run_learner_code(decode_fn, loc, pri)
         if error:
             return Check(False, f"`decode` raised {error}")
         verdict = _diagnose("decode", out, decode(loc, pri), _decode_mistakes(loc, pri), ("x1, y1", "x2, y2"),
                             ROUND_TRIP)
         if verdict is not None:
             return verdict
-    round_trip, _ = _run(decode_fn, encode_fn(gt_xyxy.clone(), priors.clone()), priors)
+    round_trip, _ = run_learner_code(decode_fn, encode_fn(gt_xyxy.clone(), priors.clone()), priors)
     error = float((round_trip.double() - gt_xyxy.double()).abs().max())
     return Check(True, f"encode matches the library on {len(gt_xyxy)} (box, positive prior) pairs and decode on the "
                        f"network's {len(loc)} regressions, square and stretched priors alike; decode(encode(box)) "

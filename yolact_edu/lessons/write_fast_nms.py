@@ -21,7 +21,7 @@ import torch
 
 from ..ops.boxes import jaccard
 from ..ops.nms import fast_nms
-from .exercises import Check
+from .exercises import Check, run_learner_code
 
 WRITE_IT = "write `fast_nms_keep` (its body is still `...`), then run this cell again"
 SORT = ("sort each class by score first (scores.sort(dim=1, descending=True)): the upper triangle means "
@@ -74,10 +74,9 @@ def check_fast_nms_keep(fn: Callable, boxes: torch.Tensor, scores: torch.Tensor,
     pairs must be those of :func:`~yolact_edu.ops.nms.fast_nms` (in the learner's own order of tied scores)."""
     boxes, scores = boxes.detach().cpu(), scores.detach().cpu()
     for threshold in (iou_threshold, 0.0):
-        try:
-            answer = fn(boxes.clone(), scores.clone(), threshold)
-        except Exception as error:          # the learner's code may fail in any way: report, never raise
-            return Check(False, f"`fast_nms_keep` raised {type(error).__name__}: {error}")
+        answer, error = run_learner_code(fn, boxes, scores, threshold)
+        if error is not None:
+            return Check(False, f"`fast_nms_keep` raised {error}")
         if answer is None or answer is ...:
             return Check(False, WRITE_IT)
         if not (isinstance(answer, tuple) and len(answer) == 2):
