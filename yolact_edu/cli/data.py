@@ -18,8 +18,13 @@ def add_parser(sub) -> None:
     shapes = dsub.add_parser("shapes", help="generate the synthetic COCO-format shapes set (seconds, no download)",
                              formatter_class=formatter,
                              epilog="examples:\n  yolact-edu data shapes\n"
-                                    "  yolact-edu data shapes --root data/shapes_s1 --seed 1 --num-train 200")
-    shapes.add_argument("--root", default="data/shapes", help="output folder (default: %(default)s)")
+                                    "  yolact-edu data shapes --root data/shapes_s1 --seed 1 --num-train 200\n"
+                                    "  yolact-edu data shapes --variant crowded --num-train 6000 --num-val 200")
+    shapes.add_argument("--variant", choices=("plain", "crowded"), default="plain",
+                        help="plain: the bundled set; crowded: crowds of 5-15 objects of one class, objects "
+                             "inside other objects' boxes, distractor strokes (default: %(default)s)")
+    shapes.add_argument("--root", help="output folder (default: data/shapes, or data/shapes_crowded for "
+                                       "--variant crowded)")
     shapes.add_argument("--num-train", type=positive_int, default=600, help="training images (default: %(default)s)")
     shapes.add_argument("--num-val", type=positive_int, default=100, help="validation images (default: %(default)s)")
     shapes.add_argument("--seed", type=non_negative_int, default=0, help="random seed (default: %(default)s)")
@@ -67,11 +72,13 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     if args.data_command == "shapes":
-        from ..data.shapes import make_shapes, shapes_exist
-        existed = shapes_exist(args.root) and not args.force
-        paths = make_shapes(args.root, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
-                            overwrite=args.force, progress=True)
-        print(f"{'kept the existing' if existed else 'wrote the'} shapes set in {paths['root']}: "
+        from ..data.shapes import DEFAULT_ROOTS, make_shapes, shapes_exist
+        root = args.root or DEFAULT_ROOTS[args.variant]
+        existed = shapes_exist(root) and not args.force
+        paths = make_shapes(root, num_train=args.num_train, num_val=args.num_val, seed=args.seed,
+                            overwrite=args.force, progress=True, variant=args.variant)
+        kind = "shapes set" if args.variant == "plain" else f"{args.variant} shapes set"
+        print(f"{'kept the existing' if existed else 'wrote the'} {kind} in {paths['root']}: "
               f"{paths['train_annotations']}, {paths['val_annotations']}")
         return 0
     if args.data_command == "coco-subset":

@@ -49,7 +49,7 @@ def _blend(pattern: np.ndarray, color_a: np.ndarray, color_b: np.ndarray) -> np.
     return a + pattern[..., None] * (color_b.astype(np.float32) - a)
 
 
-def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def textured_background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     """A textured, noisy background ``[height, width, 3]`` float32 in about [0, 255]."""
     image = _blend(_pattern(rng, height, width), rng.uniform(0, 255, 3), rng.uniform(0, 255, 3))
     if rng.random() < 0.6:  # a second texture on top, so backgrounds are mixtures, not one pattern
@@ -59,16 +59,19 @@ def _background(rng: np.random.Generator, height: int, width: int) -> np.ndarray
     return image + cv2.GaussianBlur(grain, (0, 0), 0.8)
 
 
-def _fill(rng: np.random.Generator, height: int, width: int, avoid: np.ndarray) -> np.ndarray:
+def _fill(rng: np.random.Generator, height: int, width: int, avoid: np.ndarray,
+          base: np.ndarray | None = None) -> np.ndarray:
     """An object's fill ``[height, width, 3]`` float32: a random colour varied by a texture and noise.
 
     ``avoid`` is the mean colour already under the object; the base colour is redrawn a few
-    times to differ from it, so objects are hard but not invisible.
+    times to differ from it, so objects are hard but not invisible. A given ``base`` (RGB in
+    [0, 255]) is used as it is: the crowded variant gives one crowd one colour.
     """
-    for _ in range(8):
-        base = rng.uniform(0, 255, 3)
-        if np.linalg.norm(base - avoid) > 90:
-            break
+    if base is None:
+        for _ in range(8):
+            base = rng.uniform(0, 255, 3)
+            if np.linalg.norm(base - avoid) > 90:
+                break
     second = np.clip(base + rng.normal(0, 45, 3), 0, 255)
     fill = _blend(_pattern(rng, height, width), base, second)
     return fill + rng.standard_normal((height, width, 3), dtype=np.float32) * np.float32(rng.uniform(2, 10))
@@ -78,7 +81,7 @@ def _fill(rng: np.random.Generator, height: int, width: int, avoid: np.ndarray) 
 
 
 @dataclass
-class _Shape:
+class Shape:
     """One instance before it is placed: outline vertices in pixels relative to its centre."""
 
     category_id: int  # 1-based COCO id
@@ -92,6 +95,25 @@ class _Shape:
         if self.hole is not None:
             cv2.fillPoly(mask, [_fixed_point(self.hole + center)], 0, cv2.LINE_8, _SHIFT)
         return mask
+
+    def overlaps(self, center: np.ndarray, other: np.ndarray) -> bool:
+        """Whether the shape at ``center`` shares a pixel with the ``[height, width]`` mask ``other``.
+
+        Rasterised only in the shape's own bounding box (integer-shifted fixed-point vertices give
+        exactly the pixels :meth:`mask_at` gives), so crowded scenes are generated fast.
+        """
+        height, width = other.shape
+        outer = _fixed_point(self.outer + center)
+        x0, y0 = np.maximum((outer.min(0) >> _SHIFT) - 1, 0)
+        x1, y1 = np.minimum((outer.max(0) >> _SHIFT) + 2, (width, height))
+        if x0 >= x1 or y0 >= y1 or not other[y0:y1, x0:x1].any():
+            return False
+        offset = np.array([x0, y0], np.int32) << _SHIFT
+        window = np.zeros((y1 - y0, x1 - x0), np.uint8)
+        cv2.fillPoly(window, [outer - offset], 1, cv2.LINE_8, _SHIFT)
+        if self.hole is not None:
+            cv2.fillPoly(window, [_fixed_point(self.hole + center) - offset], 0, cv2.LINE_8, _SHIFT)
+        return bool((window & other[y0:y1, x0:x1]).any())
 
     @property
     def low(self) -> np.ndarray:
@@ -141,7 +163,7 @@ def _polygon_area(points: np.ndarray) -> float:
     return 0.5 * abs(float(np.dot(x, np.roll(y, 1)) - np.dot(y, np.roll(x, 1))))
 
 
-def _random_shape(rng: np.random.Generator, category_id: int, target_area: float, height: int, width: int) -> _Shape:
+def random_shape(rng: np.random.Generator, category_id: int, target_area: float, height: int, width: int) -> Shape:
     """A shape of ``target_area`` px (shrunk if needed so it fits the image), randomly rotated."""
     outer, hole = _unit_outline(rng, SHAPE_CLASSES[category_id - 1])
     unit_area = _polygon_area(outer) - (_polygon_area(hole) if hole is not None else 0.0)
@@ -151,16 +173,16 @@ def _random_shape(rng: np.random.Generator, category_id: int, target_area: float
     extent = outer.max(0) - outer.min(0)
     fits = min((width - 3) / extent[0], (height - 3) / extent[1])
     scale = max(min(np.sqrt(target_area / unit_area), fits), 8.0)
-    return _Shape(category_id, outer * scale, None if hole is None else hole @ rotation * scale)
+    return Shape(category_id, outer * scale, None if hole is None else hole @ rotation * scale)
 
 
-def _center_range(shape: _Shape, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+def center_range(shape: Shape, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Lowest and highest centre (x, y) that keep the whole shape inside the image."""
     return 1 - shape.low, np.array([width - 2, height - 2]) - shape.high
 
 
-def _place_against(
-    rng: np.random.Generator, shape: _Shape, anchor: _Shape, anchor_center: np.ndarray, anchor_mask: np.ndarray
+def place_against(
+    rng: np.random.Generator, shape: Shape, anchor: Shape, anchor_center: np.ndarray, anchor_mask: np.ndarray
 ) -> np.ndarray | None:
     """A centre that puts ``shape`` touching (half the time) or overlapping ``anchor``; None if none fits.
 
@@ -169,11 +191,11 @@ def _place_against(
     contact, overlapping goes further in.
     """
     height, width = anchor_mask.shape
-    lo, hi = _center_range(shape, height, width)
+    lo, hi = center_range(shape, height, width)
     reach = np.linalg.norm(anchor.outer, axis=1).max() + np.linalg.norm(shape.outer, axis=1).max() + 2
 
     def overlaps(center: np.ndarray) -> bool:
-        return bool((shape.mask_at(center, height, width) & anchor_mask).any())
+        return shape.overlaps(center, anchor_mask)
 
     for _ in range(6):
         angle = rng.uniform(0, 2 * np.pi)
@@ -223,23 +245,35 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
     # the noise in the key lets small objects be hidden by large ones too.
     order = np.argsort(-(np.log(fractions) + rng.normal(0, 1.0, count)))
 
-    shapes: list[_Shape] = []
+    shapes: list[Shape] = []
     centers: list[np.ndarray] = []
     masks: list[np.ndarray] = []  # full shapes, uint8
     for fraction in fractions[order]:
         anchor = int(rng.integers(len(shapes))) if shapes and rng.random() < SAME_CLASS_NEIGHBOUR_PROB else None
         category_id = shapes[anchor].category_id if anchor is not None else int(rng.integers(1, len(SHAPE_CLASSES) + 1))
-        shape = _random_shape(rng, category_id, fraction * image_area, height, width)
+        shape = random_shape(rng, category_id, fraction * image_area, height, width)
         center = None
         if anchor is not None:
-            center = _place_against(rng, shape, shapes[anchor], centers[anchor], masks[anchor])
+            center = place_against(rng, shape, shapes[anchor], centers[anchor], masks[anchor])
         if center is None:
-            lo, hi = _center_range(shape, height, width)
+            lo, hi = center_range(shape, height, width)
             center = rng.uniform(lo, np.maximum(hi, lo))
         shapes.append(shape)
         centers.append(center)
         masks.append(shape.mask_at(center, height, width))
 
+    return compose_scene(rng, shapes, masks, textured_background)
+
+
+def compose_scene(
+    rng: np.random.Generator, shapes: list[Shape], masks: list[np.ndarray], background, bases=None,
+) -> tuple[np.ndarray, list[tuple[int, np.ndarray]]]:
+    """Paint placed shapes (bottom to top, full uint8 masks) over ``background(rng, h, w)``.
+
+    Instances hidden below the visibility limits are dropped first; ``bases[i]`` (or None) is
+    shape i's fill colour. Returns what :func:`render_scene` returns.
+    """
+    height, width = masks[0].shape
     kept = list(range(len(masks)))
     visible = _visible_parts([masks[i] for i in kept])
     enough = [int(v.sum()) >= max(MIN_VISIBLE_PIXELS, MIN_VISIBLE_FRACTION * int(masks[i].sum()))
@@ -249,13 +283,13 @@ def render_scene(rng: np.random.Generator, height: int, width: int) -> tuple[np.
         kept = [i for i, ok in zip(kept, enough) if ok] or [kept[-1]]
         visible = _visible_parts([masks[i] for i in kept])
 
-    canvas = _background(rng, height, width)
+    canvas = background(rng, height, width)
     for i in kept:  # painter's order: later instances cover earlier ones; the hole stays unpainted
         region = masks[i].astype(bool)
         ys, xs = np.nonzero(region)
         y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
         patch, inside = canvas[y0:y1, x0:x1], region[y0:y1, x0:x1]
-        fill = _fill(rng, y1 - y0, x1 - x0, avoid=patch[inside].mean(0))
+        fill = _fill(rng, y1 - y0, x1 - x0, avoid=patch[inside].mean(0), base=None if bases is None else bases[i])
         patch[inside] = fill[inside]
     if rng.random() < 0.5:  # a slight camera blur on some images, so edges are not always crisp
         canvas = cv2.GaussianBlur(canvas, (0, 0), rng.uniform(0.4, 0.8))
@@ -275,4 +309,5 @@ def _visible_parts(masks: list[np.ndarray]) -> list[np.ndarray]:
     return visible[::-1]
 
 
-__all__ = ["SHAPE_CLASSES", "render_scene"]
+__all__ = ["SHAPE_CLASSES", "render_scene", "Shape", "random_shape", "center_range", "place_against",
+           "textured_background", "compose_scene"]
