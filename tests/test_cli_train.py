@@ -58,6 +58,29 @@ def test_train_resume_and_eval_from_the_command_line(shapes, tmp_path, capsys):
     assert set(metrics) >= {"bbox", "segm"} and metrics["num_images"] == 3
 
 
+def test_weights_start_a_run_begun_with_resume_auto_and_a_resumed_run_keeps_its_own(shapes, tmp_path, capsys):
+    """The long-run pattern: the same command, with --weights and --resume auto, starts the run (from
+    the weights: nothing to resume yet) and later resumes it (from its checkpoint, not the weights)."""
+    import torch
+
+    from yolact_edu.lessons.pretrained import TINY_SHAPES_WEIGHTS
+
+    out = tmp_path / "from_weights"
+    command = ["train", "--train-annotations", str(shapes["train_annotations"]),
+               "--train-images", str(shapes["train_images"]), "--max-size", "128", "--batch-size", "2",
+               "--max-iter", "1", "--lr", "1e-12", "--output", str(out), "--device", "cpu", "--freeze-bn",
+               "--weights", str(TINY_SHAPES_WEIGHTS), "--resume", "auto"]
+    assert main(command) == 0
+    assert f"loaded 156 tensors from {TINY_SHAPES_WEIGHTS}" in capsys.readouterr().out
+    started = read_checkpoint(list_checkpoints(out / "checkpoints")[-1])["model"]
+    shipped = read_checkpoint(TINY_SHAPES_WEIGHTS)["model"]
+    for name, value in shipped.items():          # lr 1e-12 and frozen BatchNorm: one step changes nothing
+        assert torch.allclose(started[name].float(), value.float(), atol=1e-6), name
+    assert main([a if a != "1" else "2" for a in command]) == 0                       # resumed, to iteration 2
+    printed = capsys.readouterr().out
+    assert "resumed from" in printed and "loaded 156 tensors" not in printed
+
+
 def test_train_refuses_half_given_data(tmp_path, capsys):
     assert main(["train", "--train-annotations", "x.json", "--output", str(tmp_path)]) == 1
     assert "--train-images" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..config import AUGMENTATIONS
 from .common import (
@@ -85,6 +86,7 @@ def run(args) -> int:
     from ..build import build_model, get_model_config
     from ..data import CocoDataset
     from ..training import distributed
+    from ..training.checkpoint import latest_checkpoint
     from ..training.stop_signals import EXIT_CODES
     from ..training.trainer import Trainer
     from ..weights import load_matching
@@ -130,7 +132,12 @@ def run(args) -> int:
                              f"({list(val_set.category_ids)[:8]} vs {list(train_set.category_ids)[:8]})")
         torch.manual_seed(args.seed)
         model = build_model(cfg)
-        if args.weights and not args.resume:
+        # --weights starts a run; a run that resumes has its own. "--resume auto" with no checkpoint
+        # in the output folder yet is a first start, so the weights apply (the pattern a long run
+        # is started with and restarted with, unchanged).
+        resuming = bool(args.resume) and (str(args.resume) != "auto"
+                                          or latest_checkpoint(Path(args.output) / "checkpoints") is not None)
+        if args.weights and not resuming:
             load_matching(model, args.weights, verbose=main)
         chosen = device(args.device)
         trainer = Trainer(model, train_set, val_dataset=val_set, out_dir=args.output, batch_size=args.batch_size,
