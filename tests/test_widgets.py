@@ -203,6 +203,31 @@ def test_explorer_picking_another_detection(explorer):
     explorer.detection.value = 0
 
 
+def test_explorer_switches_between_models_on_the_same_image(trained, picture):
+    """The model picker shows another model's detections, prototypes and coefficients of the same
+    image; a model with another k gets its own sliders, and coming back restores the first."""
+    torch.manual_seed(0)
+    other = ye.build_model(trained.cfg.replace(num_protos=8)).eval()
+    both = PrototypeExplorer({"shapes": trained, "k8": other}, picture, score_threshold=0.0)
+    assert both.model is trained and both.k == trained.cfg.num_protos
+    first_png, first_coefs = both.png, both.coefs.copy()
+    both.model_picker.value = "k8"
+    assert both.model is other and both.k == 8 and len(both.coef_sliders) == 8 == len(both.grid.children)
+    assert both.proto.shape[-1] == 8 and np.allclose(both.coefs, both.detections.coefs[both.detection.value].numpy())
+    assert both.png != first_png
+    both.coef_sliders[0].value = 0.9 if both.coefs[0] < 0 else -0.9      # the new sliders drive the picture
+    assert both.coefs[0] == pytest.approx(both.coef_sliders[0].value)
+    both.model_picker.value = "shapes"
+    assert both.model is trained and len(both.coef_sliders) == trained.cfg.num_protos
+    assert np.allclose(both.coefs, first_coefs)
+    # a switch opens on the same object: the detection whose box overlaps the one shown before most
+    same = PrototypeExplorer({"a": trained, "b": trained}, picture, detection=2)
+    same.model_picker.value = "b"
+    assert same.detection.value == 2 and np.allclose(same.coefs, same.detections.coefs[2].numpy())
+    single = PrototypeExplorer(trained, picture)
+    assert single.model_picker not in single.children[0].children     # no picker for one model
+
+
 def test_explorer_without_detections_says_so(trained):
     blank = np.full((120, 160, 3), 127, np.uint8)
     explorer = PrototypeExplorer(trained, blank, score_threshold=0.999)

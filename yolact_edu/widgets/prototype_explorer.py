@@ -10,6 +10,8 @@ the threshold. Coefficients can be edited and prototypes switched off; the pictu
     >>> explorer                                  # in a notebook cell
     >>> explorer.coef_sliders[3].value = -0.8     # what a learner's slider move does
     >>> explorer.mask_pixels                      # the assembled mask's area at image size
+    >>> both = PrototypeExplorer({"shapes": shapes_model, "crowded": crowded_model}, image)
+    >>> both.model_picker.value = "crowded"       # the same image through the other model
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.patches import Rectangle
+from torchvision.ops import box_iou
 
 from ..ops.assemble import crop_removes, mask_stages, masks_to_image
 from ..viz.draw import class_color, prototype_grid, tile_grid
@@ -26,12 +29,14 @@ POSITIVE, NEGATIVE, OFF = "#d62728", "#1f77b4", "#c7c7c7"   # red +, blue -, as 
 
 
 STARTING_CANDIDATES = 3
+SAME_OBJECT_IOU = 0.5      # after a model switch, a box overlapping the previous one this much is the same object
 
 
 class PrototypeExplorer(StaticSnapshot, widgets.VBox):
     """Interactive view of mask assembly for the detections of one image.
 
-    model: a :class:`~yolact_edu.Yolact` (eval mode is set for the prediction).
+    model: a :class:`~yolact_edu.Yolact` (eval mode is set for the prediction), or {label: Yolact}
+    to compare several on the same image (a "model" picker; the first is shown first).
     image: HxWx3 uint8 RGB.
     score_threshold, top_k: which detections are offered in the dropdown.
     detection: the one shown first; None picks, of the 3 most confident, the one whose mask the
@@ -39,25 +44,27 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
     visible at once.
     columns: prototype tiles per row in the mosaics.
 
-    State (read it in tests or in code): ``detections`` (:class:`~yolact_edu.Detections`, CPU),
-    ``coefs`` [k] float (the edited coefficients), ``enabled`` [k] bool, ``stages`` (the dict of
+    State (read it in tests or in code): ``model`` (the one shown), ``detections``
+    (:class:`~yolact_edu.Detections`, CPU), ``coefs`` [k] float (the edited coefficients), ``enabled``
+    [k] bool, ``stages`` (the dict of
     :func:`~yolact_edu.ops.assemble.mask_stages`), ``mask_image`` [H,W] bool (upsampled, thresholded),
     ``mask_pixels`` int, ``figure`` (matplotlib Figure), ``png`` (bytes last shown).
     """
 
     def __init__(self, model, image, *, score_threshold: float = 0.3, top_k: int = 10,
                  detection: int | None = None, columns: int = 8):
-        self.model, self.image = model, np.ascontiguousarray(image)
-        self.columns = columns
-        with torch.no_grad():
-            self.detections = model.predict(self.image, score_threshold=score_threshold, top_k=top_k).cpu()
-        if self.detections.proto is None:
-            raise TypeError(f"PrototypeExplorer needs a model that assembles masks from prototypes (YOLACT); "
-                            f"{model.cfg.name} predicts each mask on its own")
-        self.proto = self.detections.proto
-        self.k = self.proto.shape[-1]
-        self.coefs = np.zeros(self.k, np.float32)
-        self.enabled = np.ones(self.k, bool)
+        self.models = dict(model) if isinstance(model, dict) else {model.cfg.name: model}
+        if not self.models:
+            raise ValueError("PrototypeExplorer needs at least one model")
+        for each in self.models.values():
+            if getattr(each.cfg, "family", "yolact") != "yolact":
+                raise TypeError(f"PrototypeExplorer needs a model that assembles masks from prototypes (YOLACT); "
+                                f"{each.cfg.name} predicts each mask on its own")
+        self.image = np.ascontiguousarray(image)
+        self.columns, self.score_threshold, self.top_k = columns, score_threshold, top_k
+        self.k = 0
+        self.coef_sliders: list[widgets.FloatSlider] = []
+        self.proto_toggles: list[widgets.Checkbox] = []
         self.stages: dict[str, torch.Tensor] = {}
         self.mask_image = np.zeros(self.image.shape[:2], bool)
         self.mask_pixels = 0
@@ -65,9 +72,9 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
         self._hold = False
         self.figure = new_figure(13, 9.5)
 
-        names = self.detections.class_labels
-        options = [(f"{i}: {names[i]} {float(s):.2f}", i) for i, s in enumerate(self.detections.scores)]
-        self.detection = widgets.Dropdown(options=options or [("no detections", -1)], description="detection",
+        self.model_picker = widgets.Dropdown(options=list(self.models), description="model",
+                                             layout=widgets.Layout(width="260px"))
+        self.detection = widgets.Dropdown(options=[("no detections", -1)], description="detection",
                                           layout=widgets.Layout(width="260px"))
         self.mask_threshold = widgets.FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, description="threshold",
                                                   continuous_update=False, readout_format=".2f")
@@ -76,57 +83,90 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
                                     tooltip="predicted coefficients, all prototypes on")
         self.status = widgets.Label()
         self.figure_out = widgets.Output()
-        self.coef_sliders = [
-            widgets.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, description=f"c{i}",
-                                continuous_update=False, readout_format=".2f",
-                                layout=widgets.Layout(width="195px"), style={"description_width": "28px"})
-            for i in range(self.k)]
-        self.proto_toggles = [widgets.Checkbox(value=True, description=f"P{i}", indent=False,
-                                               layout=widgets.Layout(width="52px"))
-                              for i in range(self.k)]
-        for widget, css in [(self.detection, "ye-detection"), (self.mask_threshold, "ye-mask-threshold"),
+        for widget, css in [(self.model_picker, "ye-model"), (self.detection, "ye-detection"),
+                            (self.mask_threshold, "ye-mask-threshold"),
                             (self.crop, "ye-crop"), (self.reset, "ye-reset"), (self.status, "ye-mask-label"),
                             (self.figure_out, "ye-explorer-figure")]:
             widget.add_class(css)
-        for slider, toggle in zip(self.coef_sliders, self.proto_toggles):
-            slider.add_class("ye-coef-slider")
-            toggle.add_class("ye-proto-toggle")
-
-        grid = widgets.GridBox([widgets.HBox([t, s]) for t, s in zip(self.proto_toggles, self.coef_sliders)],
-                               layout=widgets.Layout(grid_template_columns="repeat(4, 252px)"))
+        self.grid = widgets.GridBox([], layout=widgets.Layout(grid_template_columns="repeat(4, 252px)"))
         help_text = widgets.HTML("<b>Coefficients</b> c<sub>i</sub> of the chosen detection (tick box: "
                                  "prototype P<sub>i</sub> on/off). Move one and watch its contribution, "
                                  "the sum and the mask change.")
-        super().__init__([widgets.HBox([self.detection, self.mask_threshold, self.crop, self.reset]),
-                          self.status, self.figure_out, help_text, grid])
+        top = [self.detection, self.mask_threshold, self.crop, self.reset]
+        super().__init__([widgets.HBox(([self.model_picker] if len(self.models) > 1 else []) + top),
+                          self.status, self.figure_out, help_text, self.grid])
 
         self.detection.observe(self._on_detection, names="value")
         for control in (self.mask_threshold, self.crop):
             control.observe(self._on_change, names="value")
-        for i, (slider, toggle) in enumerate(zip(self.coef_sliders, self.proto_toggles)):
-            slider.observe(lambda change, i=i: self._on_coef(i, change["new"]), names="value")
-            toggle.observe(lambda change, i=i: self._on_toggle(i, change["new"]), names="value")
         self.reset.on_click(lambda _: self.reset_coefficients())
+        self.model_picker.observe(lambda change: self._use_model(change["new"]), names="value")
+        self._use_model(self.model_picker.value, detection)
 
+    def _use_model(self, label: str, detection: int | None = None) -> None:
+        """Show model ``label``: its detections of the image, its prototypes and their controls. After a
+        switch it opens on the detection whose box overlaps the one shown before most (the same object)."""
+        shown = getattr(self, "detections", None)
+        previous = shown.boxes[self.detection.value] if shown is not None and len(shown) else None
+        self.model = self.models[label]
+        with torch.no_grad():
+            self.detections = self.model.predict(self.image, score_threshold=self.score_threshold,
+                                                 top_k=self.top_k).cpu()
+        self.proto = self.detections.proto
+        if self.proto.shape[-1] != self.k:
+            self._build_coefficient_controls(self.proto.shape[-1])
+        self.coefs = np.zeros(self.k, np.float32)
+        self.enabled = np.ones(self.k, bool)
+        names = self.detections.class_labels
+        options = [(f"{i}: {names[i]} {float(s):.2f}", i) for i, s in enumerate(self.detections.scores)]
+        self._hold = True
+        try:
+            self.detection.options = options or [("no detections", -1)]
+        finally:
+            self._hold = False
+        controls = [self.detection, self.mask_threshold, self.crop, self.reset, *self.coef_sliders,
+                    *self.proto_toggles]
         if len(self.detections):
+            for control in controls:
+                control.disabled = False
+            if detection is None and previous is not None:
+                overlap = box_iou(previous[None].float(), self.detections.boxes.float())[0]
+                detection = int(overlap.argmax()) if float(overlap.max()) >= SAME_OBJECT_IOU else None
             if detection is None:
                 # among the 3 most confident (whose masks are usually right), the one the crop changes most
                 removed = crop_removes(self.proto.float(), self.detections.coefs.float(), self.detections.boxes_rel)
                 detection = int(removed[:STARTING_CANDIDATES].argmax())     # detections are sorted by score
             if not 0 <= detection < len(self.detections):
                 raise IndexError(f"detection {detection} is not one of the {len(self.detections)} detections "
-                                 f"above score {score_threshold}")
+                                 f"above score {self.score_threshold}")
             self._load_detection(detection)
         else:
-            for control in [self.detection, self.mask_threshold, self.crop, self.reset,
-                            *self.coef_sliders, *self.proto_toggles]:
+            for control in controls:
                 control.disabled = True
-            self.status.value = f"no detection scores above {score_threshold}: lower score_threshold"
+            self.status.value = f"no detection scores above {self.score_threshold}: lower score_threshold"
             self._draw_empty()
+
+    def _build_coefficient_controls(self, k: int) -> None:
+        """One slider and one on/off box per prototype (k of them), wired to the picture."""
+        self.k = k
+        self.coef_sliders = [
+            widgets.FloatSlider(value=0.0, min=-1.0, max=1.0, step=0.01, description=f"c{i}",
+                                continuous_update=False, readout_format=".2f",
+                                layout=widgets.Layout(width="195px"), style={"description_width": "28px"})
+            for i in range(k)]
+        self.proto_toggles = [widgets.Checkbox(value=True, description=f"P{i}", indent=False,
+                                               layout=widgets.Layout(width="52px"))
+                              for i in range(k)]
+        for i, (slider, toggle) in enumerate(zip(self.coef_sliders, self.proto_toggles)):
+            slider.add_class("ye-coef-slider")
+            toggle.add_class("ye-proto-toggle")
+            slider.observe(lambda change, i=i: self._on_coef(i, change["new"]), names="value")
+            toggle.observe(lambda change, i=i: self._on_toggle(i, change["new"]), names="value")
+        self.grid.children = [widgets.HBox([t, s]) for t, s in zip(self.proto_toggles, self.coef_sliders)]
 
     # -- callbacks: read the controls, recompute, redraw ----------------------------------
     def _on_detection(self, change) -> None:
-        if change["new"] is not None and change["new"] >= 0:
+        if not self._hold and change["new"] is not None and change["new"] >= 0:
             self._load_detection(change["new"])
 
     def _on_change(self, _change=None) -> None:
