@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from yolact_edu.data import CocoDataset, make_shapes
-from yolact_edu.lessons.pretrained import RELATIVES, shipped_table
+from yolact_edu.lessons.pretrained import CROWDED_WEIGHTS as CROWDED
+from yolact_edu.lessons.pretrained import EVERY_SHIPPED, RELATIVES, shipped_model, shipped_table
 from yolact_edu.lessons.pretrained import SHIPPED_WEIGHTS as SHIPPED
 from yolact_edu.training.checkpoint import load_model
 from yolact_edu.training.evaluation import evaluate
@@ -66,7 +67,7 @@ def test_readme_table_is_the_shipped_files_metadata():
     readme = (ROOT / "README.md").read_text()
     quoted = re.search(r"<!-- shipped-models -->\n(.*?)\n<!-- /shipped-models -->", readme, re.S)
     assert quoted, "README.md lost its shipped-models markers"
-    assert quoted.group(1) == shipped_table(), "run tools/update_readme.py after exporting a model"
+    assert quoted.group(1) == shipped_table(EVERY_SHIPPED), "run tools/update_readme.py after exporting a model"
 
 
 def test_notebooks_quote_figures_only_from_the_metadata():
@@ -80,3 +81,73 @@ def test_notebooks_quote_figures_only_from_the_metadata():
     printed = ["".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
     two = shipped_table(["yolact_tiny", "maskrcnn_tiny"])
     assert any(two in text for text in printed), "notebook 01's outputs do not show the shipped table"
+
+
+# -- the two models trained on the crowded variant ---------------------------------------------------
+CROWDED_ITERATIONS = {"yolact_tiny_crowded": 3000, "maskrcnn_tiny_crowded": 2500}   # docs/benchmarks.md
+
+
+@pytest.fixture(scope="module")
+def crowded_check_split(tmp_path_factory):
+    """The first CHECK_IMAGES images of the crowded val split (seed 0)."""
+    return make_shapes(tmp_path_factory.mktemp("crowded_check"), num_train=1, num_val=CHECK_IMAGES, seed=0,
+                       variant="crowded")
+
+
+@pytest.mark.parametrize("name", CROWDED)
+def test_crowded_file_is_small_and_says_how_it_was_made(name):
+    path = CROWDED[name]
+    assert path.stat().st_size <= 10e6
+    meta = shipped_metadata(path)
+    assert meta["exported"]["dtype"] == "float16"
+    assert meta["val"]["generator"] == {"seed": 0, "num_images": 100, "min_size": 256, "max_size": 384,
+                                        "variant": "crowded"}
+    assert meta["check"]["images"] == CHECK_IMAGES
+    config = name.removesuffix("_crowded")
+    command = meta["training"]["command"]
+    assert "yolact-edu data shapes --variant crowded" in command and f"yolact-edu train --config {config}" in command
+    assert f"--weights yolact_edu/assets/{config}_shapes.pth" in command      # trained on from the shapes model
+    assert meta["training"]["iterations"] == CROWDED_ITERATIONS[name] and meta["training"]["batch_size"] == 8
+    assert load_model(path).cfg.name == config
+
+
+@pytest.mark.parametrize("name", CROWDED)
+def test_crowded_model_still_reaches_its_recorded_ap(name, crowded_check_split):
+    model = shipped_model(name)
+    dataset = CocoDataset(crowded_check_split["val_annotations"], crowded_check_split["val_images"],
+                          max_size=model.cfg.max_size, verbose=False)
+    metrics = evaluate(model, dataset, progress=False, verbose=False)
+    recorded = shipped_metadata(CROWDED[name])["check"]
+    assert metrics["num_images"] == recorded["images"]
+    assert metrics["bbox"]["AP"] == pytest.approx(recorded["box_AP"], abs=TOLERANCE)
+    assert metrics["segm"]["AP"] == pytest.approx(recorded["mask_AP"], abs=TOLERANCE)
+
+
+def test_bench_compare_on_the_crowded_data_takes_the_crowded_models(crowded_check_split, tmp_path, capsys):
+    from yolact_edu.cli.main import main
+
+    out = tmp_path / "compare_crowded.json"
+    assert main(["bench", "compare", "--data", "crowded", "--annotations", str(crowded_check_split["val_annotations"]),
+                 "--images", str(crowded_check_split["val_images"]), "--max-images", "2", "--counts", "1",
+                 "--repeats", "1", "--warmup", "0", "--output", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["weights"] == {"YOLACT": str(CROWDED["yolact_tiny_crowded"]),
+                                 "Mask R-CNN": str(CROWDED["maskrcnn_tiny_crowded"])}
+    assert result["data"]["variant"] == "crowded" and list(result["accuracy"]) == ["YOLACT", "Mask R-CNN"]
+    capsys.readouterr()
+    assert main(["bench", "compare", "--data", "crowded", "--models", "yolact_tiny,condinst_tiny",
+                 "--output", str(tmp_path / "other.json")]) == 1
+    assert "no condinst_tiny trained on the crowded variant is shipped" in capsys.readouterr().err
+
+
+def test_bench_compare_crowded_defaults_to_the_crowded_val_split(monkeypatch, tmp_path):
+    """Without --annotations, --data crowded scores on data/shapes_crowded (made if missing)."""
+    import yolact_edu.data as data
+    from yolact_edu.cli.common import shapes_paths
+
+    asked = []
+    monkeypatch.setattr(data, "make_shapes", lambda root, **kwargs: asked.append((root, kwargs)) or {})
+    shapes_paths(variant="crowded")
+    shapes_paths()
+    assert asked == [("data/shapes_crowded", {"progress": True, "variant": "crowded"}),
+                     ("data/shapes", {"progress": True, "variant": "plain"})]

@@ -6,7 +6,7 @@ model; tests/test_shipped_models.py fails until the README agrees with the files
 import re
 from pathlib import Path
 
-from yolact_edu.lessons.pretrained import shipped_table
+from yolact_edu.lessons.pretrained import EVERY_SHIPPED, shipped_table
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 MARKERS = re.compile(r"<!-- shipped-models -->\n.*?<!-- /shipped-models -->", re.S)
@@ -16,7 +16,8 @@ def main() -> None:
     text = README.read_text()
     if not MARKERS.search(text):
         raise SystemExit(f"{README}: no <!-- shipped-models --> ... <!-- /shipped-models --> markers")
-    README.write_text(MARKERS.sub(lambda _: f"<!-- shipped-models -->\n{shipped_table()}\n<!-- /shipped-models -->",
+    table = shipped_table(EVERY_SHIPPED)
+    README.write_text(MARKERS.sub(lambda _: f"<!-- shipped-models -->\n{table}\n<!-- /shipped-models -->",
                                   text))
     print(f"updated {README}")
 

@@ -55,11 +55,17 @@ def add_parser(sub) -> None:
         epilog="examples:\n"
                "  yolact-edu bench compare                                   # shipped models, shapes val\n"
                "  yolact-edu bench compare --paper-scale --output outputs/bench/compare.json\n"
+               "  yolact-edu bench compare --data crowded --output outputs/bench/compare_crowded.json\n"
                "  yolact-edu bench compare --models yolact_tiny,condinst_tiny --weights condinst_tiny=run/c.pth\n"
                "  yolact-edu bench compare --models yolact_tiny,maskrcnn_tiny --yolact run/yolact.pth "
                "--maskrcnn run/maskrcnn.pth --max-images 50")
     compare.add_argument("--models", type=model_list, default=None,
-                         help="comma-separated models to compare (default: all six shipped ones)")
+                         help="comma-separated models to compare (default: all six shipped ones; with --data "
+                              "crowded the two shipped for it, yolact_tiny and maskrcnn_tiny)")
+    compare.add_argument("--data", choices=("shapes", "crowded"), default="shapes",
+                         help="shapes: the shapes val split and the models trained on it; crowded: its crowded "
+                              "variant's val split (made if missing) and the models trained on that, "
+                              "yolact_tiny_crowded and maskrcnn_tiny_crowded (default: %(default)s)")
     compare.add_argument("--weights", type=model_weights, action="append", default=[], metavar="MODEL=CHECKPOINT",
                          help="a checkpoint for one of the models instead of its shipped file (repeatable)")
     compare.add_argument("--yolact", help="YOLACT checkpoint (same as --weights yolact_tiny=...)")
@@ -136,10 +142,14 @@ def run_compare(args) -> int:
     from ..build import FAMILY_NAMES, get_model_config
     from ..data import CocoDataset
     from ..data.images import read_image
-    from ..lessons.pretrained import SHIPPED_WEIGHTS
+    from ..lessons.pretrained import CROWDED_WEIGHTS, SHIPPED_WEIGHTS
     from ..lessons.two_ways import comparison
     from ..training.checkpoint import load_model
 
+    crowded = args.data == "crowded"
+    # config name -> the shipped file trained on the chosen data (the crowded variant ships two)
+    shipped = ({name.removesuffix("_crowded"): path for name, path in CROWDED_WEIGHTS.items()} if crowded
+               else SHIPPED_WEIGHTS)
     if bool(args.annotations) != bool(args.images):
         raise ValueError("give both --annotations and --images (or neither for the shapes val split)")
     output = Path(args.output)
@@ -149,7 +159,7 @@ def run_compare(args) -> int:
     outputs.check([output.name])                       # before minutes of work, not after
     if plots:
         plots.check([plot.name])
-    names = args.models or list(SHIPPED_WEIGHTS)
+    names = args.models or list(shipped)
     given = dict(args.weights)
     for name, path in (("yolact_tiny", args.yolact), ("maskrcnn_tiny", args.maskrcnn)):
         if path:
@@ -158,12 +168,16 @@ def run_compare(args) -> int:
     if stray:
         raise ValueError(f"weights given for {', '.join(stray)}, which --models leaves out ({', '.join(names)})")
     for name in names:
-        if name not in given and not SHIPPED_WEIGHTS[name].is_file():
-            raise FileNotFoundError(f"{SHIPPED_WEIGHTS[name]}: no shipped {name} in this installation; give "
+        if name not in given and name not in shipped:
+            raise FileNotFoundError(f"no {name} trained on the crowded variant is shipped (only "
+                                    f"{', '.join(shipped)}); give --weights {name}=CHECKPOINT or leave it out of "
+                                    "--models")
+        if name not in given and not shipped[name].is_file():
+            raise FileNotFoundError(f"{shipped[name]}: no shipped {name} in this installation; give "
                                     f"--weights {name}=CHECKPOINT or leave it out of --models")
     chosen = device(args.device)
     labels = {name: FAMILY_NAMES[get_model_config(name).family] for name in names}
-    weights = {labels[name]: str(given.get(name, SHIPPED_WEIGHTS[name])) for name in names}
+    weights = {labels[name]: str(given.get(name, shipped.get(name))) for name in names}
     models = {}
     for name in names:
         model = load_model(weights[labels[name]], device=chosen).float()
@@ -178,13 +192,14 @@ def run_compare(args) -> int:
     ((max_size, normalization),) = sizes
     annotations, images = args.annotations, args.images
     if not annotations:
-        paths = shapes_paths()
+        paths = shapes_paths(variant="crowded" if crowded else "plain")
         annotations, images = paths["val_annotations"], paths["val_images"]
     dataset = CocoDataset(annotations, images, max_size=max_size, normalization=normalization, verbose=False)
     image = read_image(Path(images) / dataset.coco.imgs[dataset.ids[0]]["file_name"])
     result = comparison.matched_comparison(models, dataset, image, max_images=args.max_images,
                                            counts=args.counts, repeats=args.repeats, warmup=args.warmup)
     result["weights"] = weights
+    result["data"] = {"variant": "crowded" if crowded else "shapes", "annotations": str(annotations)}
     print(f"{result['environment']['machine']}, torch {result['environment']['torch']}")
     print(f"\naccuracy on {annotations}:\n{comparison.accuracy_table(result)}")
     print(f"\nin one table (ms per instance: the slope of the latency curve):\n{comparison.summary_table(result)}")

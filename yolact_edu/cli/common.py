@@ -213,11 +213,15 @@ def inference_model(args):
 SHAPES_ROOT = "data/shapes"
 
 
-def shapes_paths(root: str = SHAPES_ROOT) -> dict:
+def shapes_paths(root: str = SHAPES_ROOT, variant: str = "plain") -> dict:
     """The shapes set's folders and annotation files (made if missing, with a progress bar), the
-    data that ``train``, ``eval`` and ``demo`` use when given none."""
+    data that ``train``, ``eval`` and ``demo`` use when given none; ``variant="crowded"`` (and the
+    root's default for it) for its crowded variant."""
     from ..data import make_shapes
-    return make_shapes(root, progress=True)
+    from ..data.shapes import DEFAULT_ROOTS
+    if variant != "plain" and root == SHAPES_ROOT:
+        root = DEFAULT_ROOTS[variant]
+    return make_shapes(root, progress=True, variant=variant)
 
 
 def checkpoint_val_set(args, checkpoint):

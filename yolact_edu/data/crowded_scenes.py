@@ -170,7 +170,8 @@ def render_crowded_scene(
     Returns:
         as :func:`.shape_scenes.render_scene`: image ``[height, width, 3]`` uint8 RGB and the
         visible instances bottom to top as ``(category_id, [height, width] bool mask)``, pairwise
-        disjoint; about 6-37 instances.
+        disjoint; 2-33 instances in the 6000 images of seed 100 (median 15): crowd members hidden
+        below the visibility limits are dropped.
     """
     scene = _Scene(rng, height, width)
     for _ in range(int(rng.integers(0, 3))):  # large objects first: they lie under the rest

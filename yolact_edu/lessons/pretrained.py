@@ -4,7 +4,9 @@ Nothing is downloaded. The shapes set is generated locally (seconds) the first t
 asked for, and one model of each family trained on it ships inside the package, in float16:
 ``yolact_tiny`` (``assets/yolact_tiny_shapes.pth``), ``maskrcnn_tiny``
 (``assets/maskrcnn_tiny_shapes.pth``) and YOLACT's relatives ``condinst_tiny``, ``solov2_tiny``,
-``blendmask_tiny`` and ``centermask_tiny`` (``assets/<name>_shapes.pth``).
+``blendmask_tiny`` and ``centermask_tiny`` (``assets/<name>_shapes.pth``). Two more were trained
+on the crowded variant of the set (crowds of one class, objects inside other objects' boxes,
+clutter): ``yolact_tiny_crowded`` and ``maskrcnn_tiny_crowded`` (``assets/<name>.pth``).
 Each file carries its own figures and the command that trained it
 (:func:`~yolact_edu.training.export.shipped_metadata`); the notebooks quote those, and
 ``docs/benchmarks.md`` records the runs. So a notebook that explores a trained model never has
@@ -24,6 +26,7 @@ import torch
 
 from ..config import get_config
 from ..data import CocoDataset, make_shapes
+from ..data.shapes import DEFAULT_ROOTS
 from ..files.locations import assets_dir, checkout_dir
 from ..training.checkpoint import load_model, read_checkpoint
 from .tables import markdown_table
@@ -35,6 +38,10 @@ RELATIVES = ("condinst_tiny", "solov2_tiny", "blendmask_tiny", "centermask_tiny"
 # config name -> file: one model per family, in the order the comparisons list them
 SHIPPED_WEIGHTS = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS,
                    **{name: ASSETS / f"{name}_shapes.pth" for name in RELATIVES}}
+# shipped name -> file: the YOLACT and Mask R-CNN trained on the crowded variant (configs yolact_tiny, maskrcnn_tiny)
+CROWDED_WEIGHTS = {"yolact_tiny_crowded": ASSETS / "yolact_tiny_crowded.pth",
+                   "maskrcnn_tiny_crowded": ASSETS / "maskrcnn_tiny_crowded.pth"}
+EVERY_SHIPPED = (*SHIPPED_WEIGHTS, *CROWDED_WEIGHTS)   # the README's table: the six families, then the crowded two
 # ``yolact-edu bench compare`` on the shipped models (docs/benchmarks.md has the command)
 FAMILY_COMPARISON = ASSETS / "family_comparison.json"
 QUICK_ENV = "YOLACT_EDU_QUICK"
@@ -60,17 +67,22 @@ def data_root() -> Path:
     return Path.home() / ".cache" / "yolact_edu" / "data"
 
 
-def shapes_paths() -> dict[str, Path]:
-    """The bundled synthetic set's folders and annotation files, generated on first use (~15 s)."""
-    return make_shapes(data_root() / "shapes")
+def shapes_paths(variant: str = "plain") -> dict[str, Path]:
+    """The bundled synthetic set's folders and annotation files, generated on first use (~15 s;
+    ``variant="crowded"``: the crowded variant in ``data/shapes_crowded``, about 45 s)."""
+    if variant not in DEFAULT_ROOTS:
+        raise ValueError(f"variant must be one of {', '.join(DEFAULT_ROOTS)}, not {variant!r}")
+    return make_shapes(data_root() / Path(DEFAULT_ROOTS[variant]).name, variant=variant)
 
 
-def shapes_dataset(split: str = "val", max_size: int | None = None, **dataset_kwargs) -> CocoDataset:
-    """A :class:`CocoDataset` over the shapes set's ``"train"`` or ``"val"`` split, prepared at
-    ``max_size`` (default: the teaching config's, ``yolact_tiny``, which the shipped models share)."""
+def shapes_dataset(split: str = "val", max_size: int | None = None, variant: str = "plain",
+                   **dataset_kwargs) -> CocoDataset:
+    """A :class:`CocoDataset` over the shapes set's ``"train"`` or ``"val"`` split (of ``variant``:
+    ``"plain"`` or ``"crowded"``), prepared at ``max_size`` (default: the teaching config's,
+    ``yolact_tiny``, which the shipped models share)."""
     if split not in ("train", "val"):
         raise ValueError(f"split must be 'train' or 'val', not {split!r}")
-    paths = shapes_paths()
+    paths = shapes_paths(variant)
     dataset_kwargs.setdefault("verbose", False)
     max_size = get_config("yolact_tiny").max_size if max_size is None else max_size
     return CocoDataset(paths[f"{split}_annotations"], paths[f"{split}_images"], max_size=max_size,
@@ -90,20 +102,24 @@ def tiny_shapes_model(device: str | torch.device = "cpu"):
 
 
 def shipped_rows(names=None) -> list[dict]:
-    """One row per shipped model (those of ``names``, default all), every figure read from the file's own metadata
+    """One row per shipped model (those of ``names``, default the six families' shapes models; the crowded
+    ones when named, e.g. ``names=EVERY_SHIPPED``), every figure read from the file's own metadata
     (:func:`~yolact_edu.training.export.shipped_metadata`): model, input, validation images
     (the generator's seed), box AP, mask AP, mask AP75, mask AP90, iterations x batch, train
     images/s, file size. Values are strings formatted as quoted everywhere (3 decimals)."""
     rows = []
-    for name, path in SHIPPED_WEIGHTS.items():
+    files = SHIPPED_WEIGHTS if names is None else {**SHIPPED_WEIGHTS, **CROWDED_WEIGHTS}
+    for name, path in files.items():
         if (names is not None and name not in names) or not path.is_file():
             continue
         checkpoint = read_checkpoint(path)
         meta = checkpoint.get("metadata") or {}
         val, training = meta.get("val", {}), meta.get("training", {})
         seed = val.get("generator", {}).get("seed")
+        variant = val.get("generator", {}).get("variant")
         rows.append({"model": name, "input": f"{checkpoint['config']['max_size']} px",
-                     "val images": f"{val.get('images', '?')}" + (f" (seed {seed})" if seed is not None else ""),
+                     "val images": f"{val.get('images', '?')}" + (f" {variant}" if variant else "")
+                                   + (f" (seed {seed})" if seed is not None else ""),
                      **{label: f"{val[key]:.3f}" if key in val else "?" for label, key in (
                          ("box AP", "box_AP"), ("mask AP", "mask_AP"), ("mask AP75", "mask_AP75"),
                          ("mask AP90", "mask_AP90"))},
@@ -133,12 +149,14 @@ def shipped_comparison() -> dict:
 
 
 def shipped_model(name: str, device: str | torch.device = "cpu"):
-    """The shipped model of config ``name`` (any of :data:`SHIPPED_WEIGHTS`: ``yolact_tiny``,
-    ``maskrcnn_tiny``, ``condinst_tiny``, ...), trained on the shapes set, eval mode, float32."""
-    if name not in SHIPPED_WEIGHTS:
-        raise KeyError(f"no shipped model {name!r}; shipped: {', '.join(SHIPPED_WEIGHTS)}")
-    model = _shipped(SHIPPED_WEIGHTS[name], device)
-    if name == "maskrcnn_tiny":
+    """The shipped model ``name``, eval mode, float32: any of :data:`SHIPPED_WEIGHTS` (``yolact_tiny``,
+    ``maskrcnn_tiny``, ``condinst_tiny``, ...; trained on the shapes set) or of :data:`CROWDED_WEIGHTS`
+    (``yolact_tiny_crowded``, ``maskrcnn_tiny_crowded``; trained on its crowded variant)."""
+    files = {**SHIPPED_WEIGHTS, **CROWDED_WEIGHTS}
+    if name not in files:
+        raise KeyError(f"no shipped model {name!r}; shipped: {', '.join(files)}")
+    model = _shipped(files[name], device)
+    if model.cfg.family == "maskrcnn":
         model.is_trained = True
     return model
 
@@ -146,4 +164,5 @@ def shipped_model(name: str, device: str | torch.device = "cpu"):
 __all__ = ["quick_mode", "data_root", "shapes_paths", "shapes_dataset", "tiny_shapes_model", "tiny_maskrcnn_model",
            "shipped_model", "shipped_comparison", "RELATIVES", "FAMILY_COMPARISON",
            "shipped_rows", "shipped_table",
-           "TINY_SHAPES_WEIGHTS", "MASKRCNN_SHAPES_WEIGHTS", "SHIPPED_WEIGHTS", "QUICK_ENV"]
+           "TINY_SHAPES_WEIGHTS", "MASKRCNN_SHAPES_WEIGHTS", "SHIPPED_WEIGHTS", "CROWDED_WEIGHTS", "EVERY_SHIPPED",
+           "QUICK_ENV"]
