@@ -6,6 +6,7 @@ slider (arrow keys on its handle; c0, else c1.. up to c3, since a prototype can 
 chosen box) and the mask-threshold slider (a value typed into its readout). After each move the
 kernel must have redrawn: the mask's pixel count (from its label) must change, the figure's PNG
 must differ in its decoded pixels, and so must screenshots of the widget taken before and after.
+Last, §3's explorer switches from the crowded model to the shapes model, and its picture changes.
 Screenshots of the page before and after each move go to ``$YOLACT_EDU_SCREENSHOTS`` (else
 pytest's tmp_path).
 
@@ -158,6 +159,40 @@ def test_prototype_explorer_in_jupyterlab(tmp_path):
         now = _shoot(page, shots, "03_after_threshold")
         assert _pixels_differ(shown, now) > CHANGED_PIXELS, "the browser still shows the old explorer picture"
         assert notebook_errors(page) == []
+        _switch_models(page, shots)
+
+
+def _switch_models(page, shots: Path) -> None:
+    """§3's explorer holds two models: picking the other one redraws the same image through it."""
+    picker = page.locator(".ye-model select")
+    page.mouse.move(700, 700)
+    for _ in range(300):               # JupyterLab renders only the cells near the view: scroll down to it
+        if picker.count():
+            break
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(100)
+    assert picker.count() == 1, "notebook 02 shows no explorer with a model picker"
+    picker.scroll_into_view_if_needed()
+    explorer = page.locator(".jp-OutputArea-output:has(.ye-model)")
+    state = {"label": ".ye-mask-label", "img": ".ye-explorer-figure img"}
+
+    def read() -> dict:
+        return {"label": explorer.locator(state["label"]).inner_text(),
+                "src": explorer.locator(state["img"]).get_attribute("src")}
+
+    before = read()
+    assert picker.input_value() == "crowded model"
+    picker.select_option("shapes model")
+    deadline = time.monotonic() + 60
+    while read()["src"] == before["src"]:
+        assert time.monotonic() < deadline, "picking the other model did not redraw the explorer"
+        time.sleep(0.2)
+    time.sleep(1.0)                    # the label and the picture arrive as separate messages
+    after = read()
+    page.screenshot(path=str(shots / "04_other_model.png"))
+    changed = _pixels_differ(_decoded(before["src"]), _decoded(after["src"]))
+    assert changed > CHANGED_PIXELS, f"the other model's picture differs in only {changed} pixels"
+    assert notebook_errors(page) == []
 
 
 EXPLORER_CELL = '.jp-CodeCell:has(.jp-InputArea-editor:has-text("PrototypeExplorer(model"))'

@@ -127,7 +127,7 @@ def test_the_shipped_sweep_has_every_k_and_shows_what_k_is_worth():
     assert "--num-protos" in sweep["meta"]["training"] and "bench prototypes" in sweep["meta"]["command"]
     for k in sweep["num_protos"]:
         assert sweep["per_k"][int(k)]["proto"].shape[-1] == k
-    # what notebook 02 §6 says about it: with k = 1 and 2 the masks are empty though the boxes are
+    # what notebook 02 §7 says about it: with k = 1 and 2 the masks are empty though the boxes are
     # learned (k = 1's prototype is zero everywhere); from k = 4 on mask AP climbs slowly with k
     ap = dict(zip(sweep["num_protos"].tolist(), sweep["mask_AP"].tolist()))
     box = dict(zip(sweep["num_protos"].tolist(), sweep["box_AP"].tolist()))

@@ -10,7 +10,7 @@ NOTEBOOKS: dict[str, tuple[str, ...]] = {
                                "two_ways.tasks", "exercises", "predict_reveal", "tables", "two_ways.parent_tasks",
                                "two_ways.roi_pooling", "two_ways.scoring"),
     "02_prototypes_and_coefficients": ("pretrained", "prototypes", "real_photos", "prototype_sweep", "exercises",
-                                       "predict_reveal", "write_assembly"),
+                                       "predict_reveal", "write_assembly", "prototype_roles", "failure_modes"),
     "03_anchors_matching_fast_nms": ("pretrained", "priors", "matching", "nms_comparison", "nms_timing",
                                      "predict_reveal", "write_box_coding", "write_fast_nms", "tables", "exercises"),
     "04_train_on_a_coco_subset": ("pretrained", "experiments", "prototype_sweep", "exercises", "predict_reveal"),

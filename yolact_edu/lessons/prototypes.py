@@ -196,9 +196,7 @@ def describe_properties(properties: dict[str, np.ndarray], weak: float = WEAK_R)
     if elsewhere:
         lines.append("- A closer match for another property: " + "; ".join(elsewhere) + ".")
     if all(abs(v) < weak for n, _, v in ranked if n in POSITION):
-        lines.append("- So this model, trained on shapes, has no map of position inside the box. The paper saw such "
-                     "maps on COCO; data in which position is what separates touching objects is where they can "
-                     "emerge.")
+        lines.append("- So this model has no map of position inside the box; the paper saw such maps on COCO.")
     return "\n".join(lines)
 
 
