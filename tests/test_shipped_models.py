@@ -27,14 +27,30 @@ def check_split(tmp_path_factory):
     return make_shapes(tmp_path_factory.mktemp("check"), num_train=1, num_val=CHECK_IMAGES, seed=0)
 
 
+def small_float16_metadata(path) -> dict:
+    """The metadata of a shipped file, once its size, dtype and check figures are as every shipped file's."""
+    assert path.stat().st_size <= 10e6
+    meta = shipped_metadata(path)
+    assert meta["exported"]["dtype"] == "float16" and meta["check"]["images"] == CHECK_IMAGES
+    return meta
+
+
+def assert_reaches_recorded_ap(path, split) -> None:
+    """The file's model scores the AP its metadata recorded on the first CHECK_IMAGES val images."""
+    model = load_model(path).float()
+    dataset = CocoDataset(split["val_annotations"], split["val_images"], max_size=model.cfg.max_size, verbose=False)
+    metrics = evaluate(model, dataset, progress=False, verbose=False)
+    recorded = shipped_metadata(path)["check"]
+    assert metrics["num_images"] == recorded["images"]
+    assert metrics["bbox"]["AP"] == pytest.approx(recorded["box_AP"], abs=TOLERANCE)
+    assert metrics["segm"]["AP"] == pytest.approx(recorded["mask_AP"], abs=TOLERANCE)
+
+
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_file_is_small_and_carries_its_figures(name):
     path = SHIPPED[name]
-    assert path.stat().st_size <= 10e6
-    meta = shipped_metadata(path)
-    assert meta["exported"]["dtype"] == "float16"
+    meta = small_float16_metadata(path)
     assert meta["val"]["generator"]["seed"] == 0 and meta["val"]["images"] == 100     # the shapes val split
-    assert meta["check"]["images"] == CHECK_IMAGES
     assert f"yolact-edu train --config {name}" in meta["training"]["command"]
     assert meta["training"]["iterations"] == ITERATIONS[name] and meta["training"]["batch_size"] == 8
     assert load_model(path).cfg.name == name
@@ -53,14 +69,7 @@ def test_each_shipped_relative_reaches_the_issues_aim(name):
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_still_reaches_its_recorded_ap(name, check_split):
-    model = load_model(SHIPPED[name]).float()
-    dataset = CocoDataset(check_split["val_annotations"], check_split["val_images"], max_size=model.cfg.max_size,
-                          verbose=False)
-    metrics = evaluate(model, dataset, progress=False, verbose=False)
-    recorded = shipped_metadata(SHIPPED[name])["check"]
-    assert metrics["num_images"] == recorded["images"]
-    assert metrics["bbox"]["AP"] == pytest.approx(recorded["box_AP"], abs=TOLERANCE)
-    assert metrics["segm"]["AP"] == pytest.approx(recorded["mask_AP"], abs=TOLERANCE)
+    assert_reaches_recorded_ap(SHIPPED[name], check_split)
 
 
 def test_readme_table_is_the_shipped_files_metadata():
@@ -97,12 +106,9 @@ def crowded_check_split(tmp_path_factory):
 @pytest.mark.parametrize("name", CROWDED)
 def test_crowded_file_is_small_and_says_how_it_was_made(name):
     path = CROWDED[name]
-    assert path.stat().st_size <= 10e6
-    meta = shipped_metadata(path)
-    assert meta["exported"]["dtype"] == "float16"
+    meta = small_float16_metadata(path)
     assert meta["val"]["generator"] == {"seed": 0, "num_images": 100, "min_size": 256, "max_size": 384,
                                         "variant": "crowded"}
-    assert meta["check"]["images"] == CHECK_IMAGES
     config = name.removesuffix("_crowded")
     command = meta["training"]["command"]
     assert "yolact-edu data shapes --variant crowded" in command and f"yolact-edu train --config {config}" in command
@@ -113,14 +119,8 @@ def test_crowded_file_is_small_and_says_how_it_was_made(name):
 
 @pytest.mark.parametrize("name", CROWDED)
 def test_crowded_model_still_reaches_its_recorded_ap(name, crowded_check_split):
-    model = shipped_model(name)
-    dataset = CocoDataset(crowded_check_split["val_annotations"], crowded_check_split["val_images"],
-                          max_size=model.cfg.max_size, verbose=False)
-    metrics = evaluate(model, dataset, progress=False, verbose=False)
-    recorded = shipped_metadata(CROWDED[name])["check"]
-    assert metrics["num_images"] == recorded["images"]
-    assert metrics["bbox"]["AP"] == pytest.approx(recorded["box_AP"], abs=TOLERANCE)
-    assert metrics["segm"]["AP"] == pytest.approx(recorded["mask_AP"], abs=TOLERANCE)
+    assert shipped_model(name).cfg.family == load_model(CROWDED[name]).cfg.family     # loadable by its name
+    assert_reaches_recorded_ap(CROWDED[name], crowded_check_split)
 
 
 def test_bench_compare_on_the_crowded_data_takes_the_crowded_models(crowded_check_split, tmp_path, capsys):
