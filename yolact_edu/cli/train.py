@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from ..config import AUGMENTATIONS
 from .common import (
@@ -86,7 +85,7 @@ def run(args) -> int:
     from ..build import build_model, get_model_config
     from ..data import CocoDataset
     from ..training import distributed
-    from ..training.checkpoint import latest_checkpoint
+    from ..training.checkpoint import resume_checkpoint
     from ..training.stop_signals import EXIT_CODES
     from ..training.trainer import Trainer
     from ..weights import load_matching
@@ -135,9 +134,7 @@ def run(args) -> int:
         # --weights starts a run; a run that resumes has its own. "--resume auto" with no checkpoint
         # in the output folder yet is a first start, so the weights apply (the pattern a long run
         # is started with and restarted with, unchanged).
-        resuming = bool(args.resume) and (str(args.resume) != "auto"
-                                          or latest_checkpoint(Path(args.output) / "checkpoints") is not None)
-        if args.weights and not resuming:
+        if args.weights and resume_checkpoint(args.output, args.resume) is None:
             load_matching(model, args.weights, verbose=main)
         chosen = device(args.device)
         trainer = Trainer(model, train_set, val_dataset=val_set, out_dir=args.output, batch_size=args.batch_size,

@@ -33,6 +33,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
+from ..ops.boxes import jaccard
+
 CONFIDENT = 0.3                 # detections scored below this are not looked at
 TAKEN_IN = 0.5                  # a mask covering this share of another instance has taken it in
 MIN_OWN_IOU = 0.1               # below this mask IoU with every instance: a false positive, not analysed
@@ -96,14 +98,6 @@ def _mask_box(mask: torch.Tensor) -> torch.Tensor:
     return torch.tensor([cols[0], rows[0], cols[-1] + 1, rows[-1] + 1], dtype=torch.float32)
 
 
-def _box_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    width = (torch.minimum(a[2], b[2]) - torch.maximum(a[0], b[0])).clamp(min=0)
-    height = (torch.minimum(a[3], b[3]) - torch.maximum(a[1], b[1])).clamp(min=0)
-    inter = float(width * height)
-    union = float((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1])) - inter
-    return inter / union if union > 0 else 0.0
-
-
 def largest_crowd_image(dataset, indices) -> int:
     """The index among ``indices`` of the ``dataset`` image holding the largest crowd (ties: the first)."""
     best, best_size = None, -1
@@ -145,7 +139,8 @@ def measure_image(detections, target, image_index: int = 0, score_threshold: flo
             label=int(detections.labels[index]), own=own, own_iou=float(iou[row, own]),
             leak=others / max(float(pred_area[row]), 1.0), taken_in=taken, merged=len(same_class),
             crowd=int(crowds[own]),
-            box_iou=_box_iou(detections.boxes[index].float(), _mask_box(torch.as_tensor(target["masks"][own]).bool()))))
+            box_iou=float(jaccard(detections.boxes[index:index + 1].float(),
+                                  _mask_box(torch.as_tensor(target["masks"][own]).bool())[None])[0, 0])))
     return records
 
 

@@ -41,7 +41,8 @@ SHIPPED_WEIGHTS = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN
 # shipped name -> file: the YOLACT and Mask R-CNN trained on the crowded variant (configs yolact_tiny, maskrcnn_tiny)
 CROWDED_WEIGHTS = {"yolact_tiny_crowded": ASSETS / "yolact_tiny_crowded.pth",
                    "maskrcnn_tiny_crowded": ASSETS / "maskrcnn_tiny_crowded.pth"}
-EVERY_SHIPPED = (*SHIPPED_WEIGHTS, *CROWDED_WEIGHTS)   # the README's table: the six families, then the crowded two
+_EVERY_FILE = {**SHIPPED_WEIGHTS, **CROWDED_WEIGHTS}
+EVERY_SHIPPED = tuple(_EVERY_FILE)   # the README's table: the six families, then the crowded two
 # ``yolact-edu bench compare`` on the shipped models (docs/benchmarks.md has the command)
 FAMILY_COMPARISON = ASSETS / "family_comparison.json"
 QUICK_ENV = "YOLACT_EDU_QUICK"
@@ -108,8 +109,7 @@ def shipped_rows(names=None) -> list[dict]:
     (the generator's seed), box AP, mask AP, mask AP75, mask AP90, iterations x batch, train
     images/s, file size. Values are strings formatted as quoted everywhere (3 decimals)."""
     rows = []
-    files = SHIPPED_WEIGHTS if names is None else {**SHIPPED_WEIGHTS, **CROWDED_WEIGHTS}
-    for name, path in files.items():
+    for name, path in (SHIPPED_WEIGHTS if names is None else _EVERY_FILE).items():
         if (names is not None and name not in names) or not path.is_file():
             continue
         checkpoint = read_checkpoint(path)
@@ -152,10 +152,9 @@ def shipped_model(name: str, device: str | torch.device = "cpu"):
     """The shipped model ``name``, eval mode, float32: any of :data:`SHIPPED_WEIGHTS` (``yolact_tiny``,
     ``maskrcnn_tiny``, ``condinst_tiny``, ...; trained on the shapes set) or of :data:`CROWDED_WEIGHTS`
     (``yolact_tiny_crowded``, ``maskrcnn_tiny_crowded``; trained on its crowded variant)."""
-    files = {**SHIPPED_WEIGHTS, **CROWDED_WEIGHTS}
-    if name not in files:
-        raise KeyError(f"no shipped model {name!r}; shipped: {', '.join(files)}")
-    model = _shipped(files[name], device)
+    if name not in _EVERY_FILE:
+        raise KeyError(f"no shipped model {name!r}; shipped: {', '.join(_EVERY_FILE)}")
+    model = _shipped(_EVERY_FILE[name], device)
     if model.cfg.family == "maskrcnn":
         model.is_trained = True
     return model

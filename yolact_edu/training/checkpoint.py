@@ -120,6 +120,18 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     return found[-1] if found else None
 
 
+CHECKPOINT_FOLDER = "checkpoints"      # a run's checkpoints: OUTPUT/checkpoints
+
+
+def resume_checkpoint(out_dir: str | os.PathLike, resume: str | os.PathLike | None) -> Path | None:
+    """The checkpoint a run writing to ``out_dir`` continues from: for ``resume="auto"`` the newest in
+    ``out_dir/checkpoints`` (None when there is none yet: the run's first start), else ``resume`` as a
+    path; None without ``resume``."""
+    if not resume:
+        return None
+    return latest_checkpoint(Path(out_dir) / CHECKPOINT_FOLDER) if str(resume) == "auto" else Path(resume)
+
+
 __all__ = ["save_checkpoint", "read_checkpoint", "load_model", "model_from_checkpoint",
-           "list_checkpoints", "latest_checkpoint", "checkpoint_name",
+           "list_checkpoints", "latest_checkpoint", "resume_checkpoint", "CHECKPOINT_FOLDER", "checkpoint_name",
            "is_training_checkpoint"]

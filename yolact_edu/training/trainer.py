@@ -45,7 +45,15 @@ from ..data.coco import collate
 from ..files.output_folder import OutputFolder
 from ..files.run_lock import LOCK_NAME, RunLock
 from . import distributed
-from .checkpoint import checkpoint_name, latest_checkpoint, list_checkpoints, read_checkpoint, save_checkpoint
+from .checkpoint import (
+    CHECKPOINT_FOLDER,
+    checkpoint_name,
+    latest_checkpoint,
+    list_checkpoints,
+    read_checkpoint,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from .log import TrainingLog
 from .sampling import EpochSampler, SeededDataset
 from .schedule import recipe_for
@@ -144,7 +152,7 @@ class Trainer:
         self.schedule = recipe_for(cfg, self.batch_size * self.world_size, max_iter=max_iter, lr=lr)
         self.max_iter = self.schedule.max_iter
         self.out_dir = Path(out_dir)
-        self.checkpoint_dir = self.out_dir / "checkpoints"
+        self.checkpoint_dir = self.out_dir / CHECKPOINT_FOLDER
         # Files the run writes; the ledger lets a resumed run replace them, never the user's files.
         self.outputs = OutputFolder(self.out_dir, hint="it is kept", protect=protect)
         if self.is_main:
@@ -203,7 +211,7 @@ class Trainer:
             self._writer = SummaryWriter(str(self.out_dir / "tensorboard"))
         torch.manual_seed(seed)
         if resume is not None:
-            path = latest_checkpoint(self.checkpoint_dir) if str(resume) == "auto" else Path(resume)
+            path = resume_checkpoint(self.out_dir, resume)
             if path is not None:
                 self.load_state(path)
         elif latest_checkpoint(self.checkpoint_dir) is not None:
