@@ -71,12 +71,13 @@ def test_refusals(shipped, exported, tmp_path):
     assert users.read_text() == "{}" and not (tmp_path / "users.onnx").exists()
     with pytest.raises(ValueError, match="must end in .onnx"):
         export_onnx(shipped, tmp_path / "model.pt")
-    with pytest.raises(ValueError, match="YOLACT\\+\\+"):
-        export_onnx(ye.build_model("yolact_plus_resnet50").eval(), tmp_path / "plus.onnx")
     with pytest.raises(ValueError, match="optimize"):
         export_onnx(shipped.optimize(autocast="fp32"), tmp_path / "fast.onnx")
     lone = tmp_path / "lone.onnx"
     lone.write_bytes(exported.read_bytes())
+    with pytest.raises(FileNotFoundError, match="lone.json is missing"):
+        OnnxYolact(lone)
+    (tmp_path / "lone.json").write_bytes(sidecar_paths(exported)[1].read_bytes())
     with pytest.raises(FileNotFoundError, match="lone.priors.npy is missing"):
         OnnxYolact(lone)
     runtime = OnnxYolact(exported)
@@ -112,6 +113,11 @@ def trio(exported, tmp_path):
     return copies
 
 
+def forget_priors_hash(meta):
+    """A JSON that no longer checks the priors' bytes, so the priors' own checks are reached."""
+    meta["constants"]["priors"].pop("sha256")
+
+
 def spoil_json(meta_path, change):
     meta = json.loads(meta_path.read_text())
     change(meta)
@@ -126,14 +132,14 @@ def spoil_json(meta_path, change):
     (lambda g, j, p: spoil_json(j, lambda m: m.update(graph_sha256="0" * 64)), r"json describes another export"),
     (lambda g, j, p: spoil_json(j, lambda m: m["config"].update(num_classes=80,
                                                                  class_names=[f"c{i}" for i in range(80)])),
-     r"output 'conf' is \['batch', '\w+', 7\], but .*json and its priors describe \[batch, \d+, 81\]"),
+     r"output 'conf' is \['batch', '\w+', 7\], but .*json's config describes \[batch, \d+, 81\]"),
     (lambda g, j, p: np.save(p, np.zeros((10, 4), np.float32)), r"priors.npy is not the priors of this export"),
     (lambda g, j, p: (np.save(p, np.full((4092, 4), np.nan, np.float32)),
-                      spoil_json(j, lambda m: m.pop("priors_sha256"))), r"priors.npy holds non-finite priors"),
+                      spoil_json(j, forget_priors_hash)), r"priors.npy holds a float32 array with non-finite"),
     (lambda g, j, p: (np.save(p, np.zeros((4092, 3), np.float32)),
-                      spoil_json(j, lambda m: m.pop("priors_sha256"))), r"shape \(4092, 3\), not priors \[P,4\]"),
+                      spoil_json(j, forget_priors_hash)), r"shape \(4092, 3\), but .*json's config needs \(4092, 4\)"),
     (lambda g, j, p: (np.save(p, np.zeros((10, 4), np.float32)),
-                      spoil_json(j, lambda m: m.pop("priors_sha256"))), r"priors.npy holds 10 priors, but the export"),
+                      spoil_json(j, forget_priors_hash)), r"priors.npy holds priors of shape \(10, 4\), but"),
 ])
 def test_a_spoiled_or_foreign_sidecar_is_refused_in_one_line(trio, spoil, message):
     graph, meta, priors = trio

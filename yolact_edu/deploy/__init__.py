@@ -1,2 +1,3 @@
-"""Running a trained model outside PyTorch: :mod:`.onnx` exports YOLACT's network to ONNX and runs it
-with onnxruntime, post-processed by the same code as in PyTorch."""
+"""Running a trained model outside PyTorch: :mod:`.onnx` exports any family's network to ONNX and runs
+it with onnxruntime, post-processed by the family's own ``detect`` (:mod:`.onnx_families` says what
+each family puts in the graph)."""
