@@ -12,7 +12,13 @@ from torchvision.ops import box_iou
 
 import yolact_edu as ye
 from yolact_edu.data import SHAPE_CLASSES, CocoDataset, make_shapes
-from yolact_edu.training.evaluation import METRIC_NAMES, coco_evaluate, detections_to_coco, evaluate
+from yolact_edu.training.evaluation import (
+    METRIC_NAMES,
+    coco_evaluate,
+    detections_to_coco,
+    evaluate,
+    evaluate_with_details,
+)
 
 AP_NAMES = [name for name in METRIC_NAMES if name.startswith("AP")]
 
@@ -268,6 +274,22 @@ def test_evaluate_end_to_end(tiny_shapes_model, dataset, capsys):
     assert not model.training
     assert quick["num_images"] == 3 and "bbox" not in quick
     assert capsys.readouterr().out == ""
+
+
+def test_evaluate_with_details_keeps_what_it_scored(tiny_shapes_model, dataset):
+    """The results, ground truth and image ids it returns rescore to its metrics; on a file the
+    dataset skips nothing of, the file's ground truth and the dataset's are the same."""
+    run = evaluate_with_details(tiny_shapes_model, dataset, max_images=4, progress=False, verbose=False)
+    assert run.image_ids == sorted(dataset.ids[:4]) and run.ground_truth is dataset.coco
+    assert len(run.results["segm"]) == run.metrics["num_detections"] > 0
+    rescored = coco_evaluate(run.ground_truth, json.loads(json.dumps(run.results)), image_ids=run.image_ids,
+                             verbose=False)
+    assert rescored == {iou_type: run.metrics[iou_type] for iou_type in ("bbox", "segm")}
+    assert run.evaluators["segm"].stats[0] == run.metrics["segm"]["AP"]
+    assert "skips none" in run.ground_truth_note
+    from_file = evaluate(tiny_shapes_model, dataset, max_images=4, progress=False, verbose=False,
+                         ground_truth="file")
+    assert {k: from_file[k] for k in ("bbox", "segm")} == rescored
 
 
 def test_evaluate_refuses_unsuitable_datasets(tiny_shapes_model, shapes, dataset):

@@ -12,7 +12,16 @@ Three steps, each usable on its own:
   the original's ``eval.py`` does (box AP from box scores, mask AP ranked by mask quality).
 * :func:`coco_evaluate` checks that the results belong to the annotation file, then runs
   ``COCOeval`` once per IoU type. All AP/AR arithmetic is pycocotools' (DESIGN §5).
-* :func:`evaluate` runs a model over a :class:`~yolact_edu.data.CocoDataset` and does both.
+* :func:`evaluate` runs a model over a :class:`~yolact_edu.data.CocoDataset` and does both;
+  :func:`evaluate_with_details` also returns the results, the ground truth and the ``COCOeval``
+  objects (:class:`Evaluation`), which :mod:`~yolact_edu.training.eval_report` turns into per-class
+  AP, precision-recall curves and a confusion matrix.
+
+Which ground truth (:func:`ground_truth_of`): "dataset" scores against the annotations the dataset
+kept (``dataset.coco``; the default, what the Trainer's validation uses), "file" against the
+annotation file as plain pycocotools reads it, so AP matches any other tool on the same file
+(``yolact-edu eval``'s default). They differ only where the dataset skips an annotation that
+pycocotools scores (a zero-area box, an object outside the image): "file" counts it as a miss.
 
 Which images are scored: ``COCOeval`` scores every image of the annotation file unless told
 otherwise, so an image the model never saw would count all its objects as missed.
@@ -29,11 +38,13 @@ a model that found nothing.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import operator
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from numbers import Real
 from pathlib import Path
 
@@ -47,7 +58,8 @@ from tqdm.auto import tqdm
 from ..data.coco import coco_from_dict, collate, quietly
 from ..detections import Detections
 
-__all__ = ["IOU_TYPES", "METRIC_NAMES", "ap_at_iou", "detections_to_coco", "coco_evaluate", "evaluate",
+__all__ = ["IOU_TYPES", "METRIC_NAMES", "GROUND_TRUTHS", "Evaluation", "ap_at_iou", "detections_to_coco",
+           "coco_evaluate", "run_cocoeval", "evaluate", "evaluate_with_details", "ground_truth_of",
            "category_mapping"]
 
 IOU_TYPES: tuple[str, ...] = ("bbox", "segm")
@@ -230,6 +242,15 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
     annotation file: unknown image or category ids, ids outside ``image_ids``, malformed
     entries, RLE sizes that differ from the image's. Empty results are fine: AP and AR are 0.
     """
+    return run_cocoeval(coco_gt, results, iou_types, image_ids=image_ids, verbose=verbose)[0]
+
+
+def run_cocoeval(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] | list[dict],
+                 iou_types: Sequence[str] = IOU_TYPES, *, image_ids: Iterable[int] | None = None,
+                 verbose: bool = True) -> tuple[dict[str, dict[str, float]], dict[str, COCOeval]]:
+    """:func:`coco_evaluate` (same arguments), returning its metrics and the accumulated ``COCOeval``
+    of each IoU type, whose ``eval["precision"]`` :mod:`~yolact_edu.training.eval_report` reads per
+    class and per recall point."""
     if isinstance(coco_gt, (str, Path)):
         coco_gt = quietly(COCO, str(coco_gt))
     iou_types = (iou_types,) if isinstance(iou_types, str) else tuple(iou_types)
@@ -246,7 +267,7 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
     if not scored:
         raise ValueError("no images to evaluate (image_ids is empty or the annotation file has no images)")
 
-    metrics = {}
+    metrics, evaluators = {}, {}
     for iou_type in iou_types:
         if isinstance(results, Mapping):
             if iou_type not in results:
@@ -261,7 +282,7 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
             if len(covered) < len(scored):
                 warnings.warn(f"{iou_type} results cover {len(covered)} of the {len(scored)} images in the "
                               "annotation file; the objects of the others count as missed. Pass image_ids "
-                              "to score only the images the model ran on.", stacklevel=2)
+                              "to score only the images the model ran on.", stacklevel=3)
         evaluator = COCOeval(coco_gt, _results_coco(coco_gt, checked), iou_type)
         evaluator.params.imgIds = sorted(scored)
         quietly(evaluator.evaluate)      # progress chatter; the table below is what matters
@@ -273,7 +294,8 @@ def coco_evaluate(coco_gt: COCO | str | Path, results: Mapping[str, list[dict]] 
             quietly(evaluator.summarize)
         metrics[iou_type] = {name: float(value) for name, value in zip(METRIC_NAMES, evaluator.stats)}
         metrics[iou_type]["AP90"] = ap_at_iou(evaluator, 0.9)
-    return metrics
+        evaluators[iou_type] = evaluator
+    return metrics, evaluators
 
 
 def ap_at_iou(evaluator: COCOeval, iou: float) -> float:
@@ -335,20 +357,104 @@ def category_mapping(model: torch.nn.Module, dataset) -> tuple[dict[int, int], s
                      f"{', ...' if len(differ) > 5 else ''}); scores against it would be meaningless")
 
 
-def _require_ground_truth(dataset, image_ids: Sequence[int]) -> None:
+# -- which ground truth: the file as pycocotools reads it, or what the dataset kept ---------------
+GROUND_TRUTHS: tuple[str, ...] = ("dataset", "file")
+"""What :func:`evaluate` scores against: "dataset", the annotations the :class:`~yolact_edu.data.CocoDataset`
+kept (``dataset.coco``: what the model was trained and is validated on), or "file", the annotation file
+as plain pycocotools reads it, so AP matches any other tool scoring the same results on the same file."""
+
+# Skip reasons of CocoDataset for annotations whose box and mask pycocotools reads as written (a
+# degenerate box, an object outside the image): it scores them, as misses. The others (no box, a
+# polygon or RLE that cannot be decoded, an RLE of another size than its image) crash pycocotools or
+# turn into garbage there, so no tool gives a number for them to match; "file" leaves them out too.
+SCORED_BY_PYCOCOTOOLS = frozenset({"zero-area box", "box outside the image"})
+
+
+def _counts(reasons: Mapping[str, list]) -> str:
+    return ", ".join(f"{reason} {len(ids)}" for reason, ids in reasons.items())
+
+
+def ground_truth_of(dataset, source: str = "dataset") -> tuple[COCO, str]:
+    """The ground truth to score ``dataset``'s images against, and one line saying what it holds.
+
+    dataset: a :class:`~yolact_edu.data.CocoDataset` (its ``coco``, ``report`` and ``annotation_file``).
+    source: one of :data:`GROUND_TRUTHS`. "dataset" returns ``dataset.coco`` (annotations the dataset
+        skipped are not there). "file" reads the annotation file again and keeps every annotation
+        plain pycocotools scores, including those the dataset skips for a degenerate or outside box
+        (:data:`SCORED_BY_PYCOCOTOOLS`); only annotations pycocotools cannot score are left out, and
+        an "area" it could not read (missing, not a number) is taken from the mask as the dataset does.
+
+    Returns (COCO, line), the line counting what differs from the file, by reason, e.g.
+    ``"ground truth: instances_val.json as pycocotools reads it, 3 annotations the dataset skips
+    included (zero-area box 2, box outside the image 1)"``.
+    """
+    if source not in GROUND_TRUTHS:
+        raise ValueError(f"ground truth must be one of {GROUND_TRUTHS}, got {source!r}")
+    report = dataset.report
+    skipped = report.skipped_annotations
+    scored = {reason: ids for reason, ids in skipped.items() if reason in SCORED_BY_PYCOCOTOOLS}
+    unreadable = {reason: ids for reason, ids in skipped.items() if reason not in SCORED_BY_PYCOCOTOOLS}
+    name = Path(dataset.annotation_file).name
+    if source == "dataset":
+        line = f"ground truth: the annotations of {name} the dataset keeps"
+        line += (f"; {report.num_skipped} it skips are left out ({_counts(skipped)})" if skipped
+                 else " (it skips none)")
+        return dataset.coco, line
+    data = json.loads(Path(dataset.annotation_file).read_text(encoding="utf-8"))
+    left_out = {i for ids in unreadable.values() for i in ids}
+    annotations = [ann for ann in data["annotations"] if ann["id"] not in left_out]
+    coco = coco_from_dict({**data, "annotations": annotations})
+    repaired = 0
+    for ann in coco.anns.values():
+        if not isinstance(ann.get("area"), (int, float)):
+            # COCOeval sorts objects into small/medium/large by this field and fails without it
+            ann["area"] = float(mask_utils.area(coco.annToRLE(ann)))
+            repaired += 1
+    parts = [] if skipped else ["the dataset skips none of its annotations"]
+    if scored:
+        parts.append(f"{sum(map(len, scored.values()))} annotations the dataset skips included ({_counts(scored)})")
+    if unreadable:
+        parts.append(f"{len(left_out)} it skips that pycocotools cannot score left out ({_counts(unreadable)})")
+    if repaired:
+        parts.append(f"area taken from the mask for {repaired}")
+    return coco, f"ground truth: {name} as pycocotools reads it, " + "; ".join(parts)
+
+
+def _require_ground_truth(coco: COCO, annotation_file, image_ids: Sequence[int]) -> None:
     """ValueError unless the images hold a non-crowd ground-truth object (crowds never count as
     misses): without one COCOeval's AP is -1, "undefined", which must not pass for a score."""
-    if not any(not ann.get("iscrowd", 0) for i in image_ids for ann in dataset.coco.imgToAnns.get(i, [])):
-        raise ValueError(f"{dataset.annotation_file}: the {len(image_ids)} images to score hold no ground-truth "
+    if not any(not ann.get("iscrowd", 0) for i in image_ids for ann in coco.imgToAnns.get(i, [])):
+        raise ValueError(f"{annotation_file}: the {len(image_ids)} images to score hold no ground-truth "
                          "object (none, only crowd regions, or only skipped annotations), so AP is "
                          "undefined; evaluate on annotated images")
 
 
 # -- model + dataset -> metrics --------------------------------------------------------------
+@dataclass
+class Evaluation:
+    """Everything one :func:`evaluate_with_details` run saw, for reports beyond the 12 numbers.
+
+    metrics: :func:`evaluate`'s dict (JSON-ready).
+    results: ``{"bbox": [...], "segm": [...]}``, the COCO result entries of every image run
+        (:func:`detections_to_coco`; category ids of the file): what a results file holds.
+    ground_truth: the pycocotools ``COCO`` they were scored against (see :func:`ground_truth_of`).
+    ground_truth_note: :func:`ground_truth_of`'s line saying what that ground truth holds.
+    image_ids: the images scored (``params.imgIds``), sorted.
+    evaluators: the accumulated ``COCOeval`` per IoU type (``eval["precision"]`` [T,R,K,A,M]).
+    """
+
+    metrics: dict
+    results: dict[str, list[dict]]
+    ground_truth: COCO
+    ground_truth_note: str
+    image_ids: list[int]
+    evaluators: dict[str, COCOeval] = field(default_factory=dict)
+
+
 def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_threshold: float = 0.0,
              max_images: int | None = None, all_images: bool = False, iou_types: Sequence[str] = IOU_TYPES,
              progress: bool = True, verbose: bool = True, device: str | torch.device | None = None,
-             num_workers: int = 0, detect_kwargs: dict | None = None) -> dict:
+             num_workers: int = 0, detect_kwargs: dict | None = None, ground_truth: str = "dataset") -> dict:
     """Box and mask COCO AP of ``model`` on ``dataset``, the way the original's ``eval.py`` scores.
 
     model: a :class:`~yolact_edu.Yolact`; run in eval mode under ``torch.no_grad``, its
@@ -364,6 +470,9 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
     device: where to run; None means where the model's parameters are.
     detect_kwargs: further :meth:`Yolact.detect` settings to score, e.g. ``{"crop": False}`` or
         ``{"num_protos": 8}`` (notebook 02 measures what the crop and the prototypes are worth).
+    ground_truth: "dataset" (default: the annotations the dataset kept, as the Trainer's validation
+        scores) or "file" (the annotation file as pycocotools reads it, as ``yolact-edu eval``
+        scores); see :func:`ground_truth_of`.
 
     Returns :func:`coco_evaluate`'s ``{"bbox": {...}, "segm": {...}}`` plus "num_images",
     "num_detections" (kept by detect, all images), "inference_seconds"
@@ -372,6 +481,20 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
     Raises ValueError when the model's classes are not the file's (see :func:`category_mapping`)
     or when the scored images hold no ground truth (AP would be COCOeval's undefined -1).
     """
+    return evaluate_with_details(
+        model, dataset, batch_size=batch_size, score_threshold=score_threshold, max_images=max_images,
+        all_images=all_images, iou_types=iou_types, progress=progress, verbose=verbose, device=device,
+        num_workers=num_workers, detect_kwargs=detect_kwargs, ground_truth=ground_truth).metrics
+
+
+def evaluate_with_details(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_threshold: float = 0.0,
+                          max_images: int | None = None, all_images: bool = False,
+                          iou_types: Sequence[str] = IOU_TYPES, progress: bool = True, verbose: bool = True,
+                          device: str | torch.device | None = None, num_workers: int = 0,
+                          detect_kwargs: dict | None = None, ground_truth: str = "dataset") -> Evaluation:
+    """:func:`evaluate`, same arguments, returning an :class:`Evaluation`: the metrics together with
+    the results, the ground truth and the ``COCOeval`` objects that per-class AP, precision-recall
+    curves and a confusion matrix are read from (:mod:`~yolact_edu.training.eval_report`)."""
     start = time.perf_counter()
     for attribute in ("coco", "category_ids", "augmentation", "max_size", "normalization"):
         if not hasattr(dataset, attribute):
@@ -390,7 +513,9 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
     category_ids, note = category_mapping(model, dataset)
     if note and verbose:
         print(f"note: {note}")
-    _require_ground_truth(dataset, sorted(dataset.coco.imgs) if all_images else dataset.ids[:max_images])
+    coco_gt, gt_note = ground_truth_of(dataset, ground_truth)
+    _require_ground_truth(coco_gt, dataset.annotation_file,
+                          sorted(coco_gt.imgs) if all_images else dataset.ids[:max_images])
     subset = dataset if max_images is None else torch.utils.data.Subset(
         dataset, range(min(max_images, len(dataset))))
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size, shuffle=False,
@@ -421,9 +546,11 @@ def evaluate(model: torch.nn.Module, dataset, *, batch_size: int = 4, score_thre
         model.to(original_device).train(was_training)
     inference_seconds = time.perf_counter() - start
     if not all_images:
-        _require_ground_truth(dataset, sorted(seen))     # unreadable images may have left none
-    metrics: dict = coco_evaluate(dataset.coco, results, iou_types,
-                                  image_ids=None if all_images else sorted(seen), verbose=verbose)
+        _require_ground_truth(coco_gt, dataset.annotation_file, sorted(seen))  # unreadable images may have left none
+    image_ids = sorted(coco_gt.imgs) if all_images else sorted(seen)
+    metrics, evaluators = run_cocoeval(coco_gt, results, iou_types, image_ids=None if all_images else image_ids,
+                                        verbose=verbose)
     metrics.update(num_images=len(seen), num_detections=len(results["bbox"]), category_note=note,
                    inference_seconds=inference_seconds, seconds=time.perf_counter() - start)
-    return metrics
+    return Evaluation(metrics=metrics, results=results, ground_truth=coco_gt, ground_truth_note=gt_note,
+                      image_ids=image_ids, evaluators=evaluators)

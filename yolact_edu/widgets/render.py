@@ -8,10 +8,11 @@ or into an ``Image`` widget's ``value``.
 from __future__ import annotations
 
 import base64
-import io
 
 import ipywidgets as widgets
 from matplotlib.figure import Figure
+
+from ..viz.figures import figure_png
 
 
 def new_figure(width: float, height: float, dpi: int = 72) -> Figure:
@@ -21,13 +22,6 @@ def new_figure(width: float, height: float, dpi: int = 72) -> Figure:
     figure = Figure(figsize=(width, height), dpi=dpi)
     FigureCanvasAgg(figure)
     return figure
-
-
-def figure_png(figure: Figure) -> bytes:
-    """The figure rendered to PNG bytes at its own dpi."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=figure.dpi)
-    return buffer.getvalue()
 
 
 def show_in_output(output, figure: Figure, text: str = "") -> bytes:
@@ -71,4 +65,4 @@ class SnapshotBox(StaticSnapshot, widgets.VBox):
     snapshot_name = ""
 
 
-__all__ = ["new_figure", "figure_png", "show_in_output", "StaticSnapshot", "SnapshotBox"]
+__all__ = ["new_figure", "show_in_output", "StaticSnapshot", "SnapshotBox"]

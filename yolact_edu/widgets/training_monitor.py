@@ -29,7 +29,8 @@ import numpy as np
 from IPython.display import DisplayHandle, display
 
 from ..viz.draw import LOSS_PARTS, draw_detections, plot_loss_curves
-from .render import StaticSnapshot, figure_png, new_figure
+from ..viz.figures import figure_png
+from .render import StaticSnapshot, new_figure
 
 
 class TrainingMonitor(StaticSnapshot, widgets.VBox):
