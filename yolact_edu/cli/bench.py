@@ -145,6 +145,7 @@ def run_compare(args) -> int:
     from ..lessons.pretrained import CROWDED_WEIGHTS, SHIPPED_WEIGHTS
     from ..lessons.two_ways import comparison
     from ..training.checkpoint import load_model
+    from ..training.evaluation import category_mapping
 
     crowded = args.data == "crowded"
     # config name -> the shipped file trained on the chosen data (the crowded variant ships two)
@@ -195,6 +196,24 @@ def run_compare(args) -> int:
         paths = shapes_paths(variant="crowded" if crowded else "plain")
         annotations, images = paths["val_annotations"], paths["val_images"]
     dataset = CocoDataset(annotations, images, max_size=max_size, normalization=normalization, verbose=False)
+    # Every model must know the file's classes before minutes of scoring, and the message names the
+    # models that do not (a shipped model knows the shapes set's six classes only).
+    unfit = []
+    for name in names:
+        try:
+            category_mapping(models[labels[name]], dataset)
+        except ValueError:
+            unfit.append(name)
+    if unfit:
+        def few(classes) -> str:
+            return ", ".join(classes[:4]) + (", ..." if len(classes) > 4 else "")
+        one = len(unfit) == 1
+        raise ValueError(f"{', '.join(unfit)} ({', '.join(weights[labels[n]] for n in unfit)}) "
+                         f"{'was' if one else 'were'} trained on other classes than {annotations} "
+                         f"({few(models[labels[unfit[0]]].cfg.class_names)} vs {few(dataset.class_names)}): "
+                         f"give {'it' if one else 'each'} a checkpoint trained on these, "
+                         f"{' '.join(f'--weights {n}=CHECKPOINT' for n in unfit)}, or leave "
+                         f"{'it' if one else 'them'} out of --models")
     image = read_image(Path(images) / dataset.coco.imgs[dataset.ids[0]]["file_name"])
     result = comparison.matched_comparison(models, dataset, image, max_images=args.max_images,
                                            counts=args.counts, repeats=args.repeats, warmup=args.warmup)

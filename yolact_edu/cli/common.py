@@ -217,11 +217,18 @@ def shapes_paths(root: str = SHAPES_ROOT, variant: str = "plain") -> dict:
     """The shapes set's folders and annotation files (made if missing, with a progress bar), the
     data that ``train``, ``eval`` and ``demo`` use when given none; ``variant="crowded"`` (and the
     root's default for it) for its crowded variant."""
+    import warnings
+
     from ..data import make_shapes
     from ..data.shapes import DEFAULT_ROOTS
     if variant != "plain" and root == SHAPES_ROOT:
         root = DEFAULT_ROOTS[variant]
-    return make_shapes(root, progress=True, variant=variant)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths = make_shapes(root, progress=True, variant=variant)
+    for warning in caught:          # again, in the command line's words
+        warnings.warn(cli_wording(str(warning.message)), warning.category, stacklevel=2)
+    return paths
 
 
 def checkpoint_val_set(args, checkpoint):
@@ -251,8 +258,31 @@ def debug_requested(argv: list[str]) -> tuple[bool, list[str]]:
     return len(rest) != len(argv) or os.environ.get(DEBUG_ENV, "") not in ("", "0"), rest
 
 
+# The library's messages name its Python keywords (``Trainer(resume="auto")``); on the terminal they
+# name the options that set them. Python phrase -> the CLI's, longest first (a message that names
+# both, "resume='auto' (--resume auto)", keeps one). tests/test_cli_wording.py checks that each
+# phrase still occurs in the library.
+CLI_WORDING = (
+    ("resume='auto' (--resume auto)", "--resume auto"),
+    ("resume='auto'", "--resume auto"),
+    ("force=True", "--force"),
+    ("tensorboard=True", "--tensorboard"),
+    ("lower batch_size", "lower --batch-size"),
+    ("pass overwrite=True to regenerate", "regenerate it with: yolact-edu data shapes --force"),
+    ("pass images_from=<local COCO image folder>", "pass --images-from with the local COCO image folder"),
+)
+
+
+def cli_wording(message: str) -> str:
+    """``message`` with the library's Python keywords replaced by the command line's options."""
+    for python, cli in CLI_WORDING:
+        message = message.replace(python, cli)
+    return message
+
+
 def describe_error(exc: BaseException) -> str:
-    """One line for the terminal: what went wrong, with the path and the cause where known."""
+    """One line for the terminal: what went wrong, with the path and the cause where known, in the
+    command line's words (:func:`cli_wording`)."""
     if isinstance(exc, OSError) and exc.strerror:
         path = exc.filename if exc.filename is not None else ""
         cause = exc.strerror
@@ -266,9 +296,9 @@ def describe_error(exc: BaseException) -> str:
     else:
         message = str(exc) or type(exc).__name__
     lines = [line.strip() for line in message.splitlines() if line.strip()]
-    return "; ".join(lines)
+    return cli_wording("; ".join(lines))
 
 
 __all__ = ["formatter", "positive_int", "non_negative_int", "at_least", "fraction", "positive_float",
            "device", "add_device_option", "add_inference_options", "inference_model", "SHAPES_ROOT",
-           "shapes_paths", "debug_requested", "describe_error", "DEBUG_ENV"]
+           "shapes_paths", "debug_requested", "describe_error", "cli_wording", "CLI_WORDING", "DEBUG_ENV"]

@@ -9,7 +9,6 @@ val image, the loss curve and ``metrics.json``.
 """
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -22,9 +21,9 @@ from ..files.output_folder import OutputFolder
 from ..model import Yolact
 from ..training.distributed import default_device
 from ..training.evaluation import evaluate
-from ..training.log import read_log
+from ..training.log import LOSS_CURVE, write_run_figures
 from ..training.trainer import Trainer
-from ..viz.draw import draw_detections, encode_image, plot_loss_curves, prototype_grid
+from ..viz.draw import draw_detections, encode_image, prototype_grid
 from .common import (
     SHAPES_ROOT,
     add_device_option,
@@ -70,7 +69,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
     outputs = OutputFolder(out_dir, force=force, protect=protect)
     drawn_names = [f"detections/{Path(str(val_set.image_info(i)['file_name'])).stem}.png"
                    for i in range(min(num_drawn, len(val_set)))]
-    outputs.check([CHECKPOINT, "prototypes.png", "loss_curve.png", "metrics.json", *drawn_names])
+    outputs.check([CHECKPOINT, "prototypes.png", LOSS_CURVE, "metrics.json", *drawn_names])
     torch.manual_seed(seed)
     model = Yolact(cfg)
     run_dir = out_dir / "train"
@@ -90,7 +89,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
     checkpoint = outputs.write_bytes(CHECKPOINT, Path(summary["checkpoint"]).read_bytes(), fsync=True)
     drawn = _draw_val_detections(model, val_set, outputs, drawn_names)
     outputs.write_bytes("prototypes.png", encode_image(prototype_grid(_prototypes(model, val_set, 0))))
-    _save_loss_curve(run_dir / "log.csv", outputs, "loss_curve.png")
+    write_run_figures(outputs, "yolact_tiny on the shapes set", log=run_dir / "log.csv")
 
     metrics = {"config": cfg.name, "device": str(device), "quick": quick,
                "iterations": summary["iteration"], "interrupted": summary["interrupted"],
@@ -127,23 +126,6 @@ def _prototypes(model, dataset, index: int) -> torch.Tensor:
     image = dataset.load_image(index)
     with torch.no_grad():
         return model(model.preprocess(image))["proto"][0]
-
-
-def _save_loss_curve(log_path: Path, outputs: OutputFolder, name: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    log = read_log(log_path)
-    if not log:
-        return
-    ax = plot_loss_curves(log)
-    ax.set_title("yolact_tiny on the shapes set")
-    ax.figure.tight_layout()
-    buffer = io.BytesIO()
-    ax.figure.savefig(buffer, format="png", dpi=100)
-    plt.close(ax.figure)
-    outputs.write_bytes(name, buffer.getvalue())
 
 
 def add_parser(sub) -> None:

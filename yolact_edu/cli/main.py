@@ -23,7 +23,7 @@ import warnings
 
 from . import bench, configs, data, demo, export, predict, train, video, weights
 from . import eval as evaluate
-from .common import debug_requested, describe_error, formatter
+from .common import cli_wording, debug_requested, describe_error, formatter
 
 # One module per command, each with add_parser(sub) and run(args), in the order `--help` lists them.
 COMMANDS = {"predict": predict, "weights": weights, "configs": configs, "data": data, "demo": demo,
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {name: command.run for name, command in COMMANDS.items()}
     python_format = warnings.formatwarning
     if not debug:       # a warning is one line too, without the source line Python appends
-        warnings.formatwarning = lambda message, category, *_args, **_kwargs: f"warning: {message}\n"
+        warnings.formatwarning = lambda message, category, *_args, **_kwargs: f"warning: {cli_wording(str(message))}\n"
     in_main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:            # the CLI boundary: nothing escapes as a raw traceback
         if debug:
             raise
-        known = isinstance(exc, (OSError, ValueError, KeyError))
+        # an ImportError's message says what to install: no traceback hint needed
+        known = isinstance(exc, (OSError, ValueError, KeyError, ImportError))
         hint = "" if known else f" ({type(exc).__name__}; run with --debug for the traceback)"
         print(f"error: {describe_error(exc)}{hint}", file=sys.stderr)
         return 1

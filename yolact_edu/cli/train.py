@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..config import AUGMENTATIONS
+from ..training.log import TENSORBOARD_INSTALL
 from .common import (
     add_device_option,
     at_least,
@@ -17,14 +19,30 @@ from .common import (
     shapes_paths,
 )
 
+# What the run folder gets besides the trainer's own files (log.csv, checkpoints/, validation.json, ...).
+ARGS_FILE, CONFIG_FILE = "args.json", "config.json"
+
+
+def _config_default(field: str) -> str:
+    """The help's "(default: ...)" for a config field: one number when every model has the same."""
+    from ..build import get_model_config, list_models
+    values = {name: getattr(get_model_config(name), field) for name in list_models()}
+    if len(set(values.values())) == 1:
+        return f"the config's, {next(iter(values.values()))} for every model"
+    return f"the config's, {values['yolact_tiny']} for yolact_tiny"
+
 
 def add_parser(sub) -> None:
+    from ..config import get_config
+    tiny = get_config("yolact_tiny")
     train = sub.add_parser(
         "train", help="train a model on COCO-format data (default: the synthetic shapes set)",
         formatter_class=formatter,
         description="Train with the original recipe (SGD, warm-up, step decay, scaled by batch size) or the "
                     "config's own. Checkpoints go to OUTPUT/checkpoints and the run resumes from the newest "
-                    "with --resume auto. Under torchrun every process takes its share (DDP).",
+                    "with --resume auto. Under torchrun every process takes its share (DDP). The run folder "
+                    "also gets log.csv and loss_curve.png, validation.json and ap_history.png (with validation "
+                    "data), args.json (the options as resolved) and config.json (the model config).",
         epilog="examples:\n"
                "  yolact-edu train                                        # yolact_tiny on data/shapes\n"
                "  yolact-edu train --train-annotations my/train.json --train-images my/images \\\n"
@@ -44,13 +62,16 @@ def add_parser(sub) -> None:
     model.add_argument("--num-protos", type=positive_int,
                        help="prototypes k of a YOLACT config (default: the config's, 32 for most)")
     model.add_argument("--weights", help="start from these weights (official or ours); head tensors whose "
-                                         "shape differs (another class count) are re-initialised")
-    model.add_argument("--resume", help="'auto' (newest checkpoint in OUTPUT/checkpoints) or a checkpoint path")
+                                         "shape differs (another class count) are re-initialised (default: none, "
+                                         "random initialisation)")
+    model.add_argument("--resume", help="'auto' (newest checkpoint in OUTPUT/checkpoints) or a checkpoint path "
+                                        "(default: a fresh run)")
     recipe = train.add_argument_group("recipe")
     recipe.add_argument("--batch-size", type=positive_int,
-                        help="images per iteration and process (default: the config's)")
+                        help=f"images per iteration and process (default: {_config_default('batch_size')})")
     recipe.add_argument("--max-iter", type=positive_int,
-                        help="iterations (default: the config's, scaled by batch size)")
+                        help=f"iterations (default: the config's, scaled by batch size: {tiny.max_iter} for "
+                             f"yolact_tiny at batch {tiny.batch_size})")
     recipe.add_argument("--lr", type=positive_float, help="peak learning rate (default: the config's, scaled)")
     recipe.add_argument("--freeze-bn", action=argparse.BooleanOptionalAction, default=None,
                         help="freeze BatchNorm (default: only when a process gets fewer than 6 images)")
@@ -64,7 +85,8 @@ def add_parser(sub) -> None:
                         help="bf16 autocast and channels-last: much faster on a GPU or a CPU with native bf16 "
                              "(AVX512-BF16 or AMX); refused on a CPU without it, where emulated bf16 is slower "
                              "than fp32 (docs/benchmarks.md has the figures)")
-    recipe.add_argument("--seed", type=non_negative_int, default=0)
+    recipe.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the initial weights and the data order (default: %(default)s)")
     run = train.add_argument_group("run")
     run.add_argument("--output", default="outputs/train", help="output folder (default: %(default)s)")
     add_device_option(run)
@@ -73,10 +95,14 @@ def add_parser(sub) -> None:
     run.add_argument("--checkpoint-every", type=positive_int, default=1000,
                      help="iterations between checkpoints (default: %(default)s)")
     run.add_argument("--keep", type=positive_int, default=3, help="checkpoints kept (default: %(default)s)")
-    run.add_argument("--val-every", type=positive_int, help="validation mAP every N iterations (and at the end)")
-    run.add_argument("--val-max-images", type=positive_int, help="validate on at most this many images")
-    run.add_argument("--log-every", type=positive_int, default=10)
-    run.add_argument("--tensorboard", action="store_true", help="also log to OUTPUT/tensorboard")
+    run.add_argument("--val-every", type=positive_int,
+                     help="validation mAP every N iterations and at the end (default: only at the end)")
+    run.add_argument("--val-max-images", type=positive_int,
+                     help="validate on at most this many images (default: all)")
+    run.add_argument("--log-every", type=positive_int, default=10,
+                     help="iterations per row of log.csv (default: %(default)s)")
+    run.add_argument("--tensorboard", action="store_true",
+                     help=f"also log to OUTPUT/tensorboard (needs: {TENSORBOARD_INSTALL})")
 
 
 def run(args) -> int:
@@ -145,6 +171,9 @@ def run(args) -> int:
                           keep_checkpoints=args.keep, val_every=args.val_every,
                           val_max_images=args.val_max_images, log_every=args.log_every,
                           tensorboard=args.tensorboard, resume=args.resume, protect=command_inputs(args))
+        if main:
+            _record_run(args, trainer, {"train_annotations": train_ann, "train_images": train_img,
+                                        "val_annotations": val_ann, "val_images": val_img})
         summary = trainer.run()
         if main:
             state = f"stopped by {summary['signal']}" if summary["interrupted"] else "finished"
@@ -157,4 +186,32 @@ def run(args) -> int:
         distributed.cleanup()
 
 
-__all__ = ["add_parser", "run"]
+def _record_run(args, trainer, data: dict) -> None:
+    """Write args.json and config.json into the run folder, and have the loss curves and the AP
+    history redrawn there at every checkpoint and validation (so they are current after Ctrl+C too).
+    Every name is checked first: a file of the user's there stops the run before it trains."""
+    from ..config import config_to_dict
+    from ..training.log import AP_HISTORY, LOSS_CURVE, write_run_figures
+
+    outputs = trainer.outputs
+    outputs.check([ARGS_FILE, CONFIG_FILE, LOSS_CURVE, AP_HISTORY])
+    cfg = trainer.cfg
+    resolved = {key: value for key, value in vars(args).items() if key not in ("command", "debug")}
+    resolved |= {key: str(value) if value is not None else None for key, value in data.items()}
+    # what the defaults became: the config's and the recipe's values, scaled for this batch
+    resolved |= {"config": cfg.name, "max_size": cfg.max_size, "num_protos": getattr(cfg, "num_protos", None),
+                 "augment": cfg.augmentation, "batch_size": trainer.batch_size, "world_size": trainer.world_size,
+                 "max_iter": trainer.max_iter, "lr": trainer.schedule.lr, "freeze_bn": trainer.freeze_bn,
+                 "device": str(trainer.device)}
+    outputs.write_text(ARGS_FILE, json.dumps(resolved, indent=1, default=str))
+    outputs.write_text(CONFIG_FILE, json.dumps(config_to_dict(cfg), indent=1))
+
+    def redraw(event: str, _info: dict) -> None:
+        if event in ("checkpoint", "validation"):
+            write_run_figures(outputs, f"{cfg.name}, batch {trainer.batch_size * trainer.world_size}",
+                              trainer.validations)
+
+    trainer.callbacks.append(redraw)
+
+
+__all__ = ["add_parser", "run", "ARGS_FILE", "CONFIG_FILE"]

@@ -1,15 +1,24 @@
-"""The training log: ``log.csv``, one row per logging window (iteration, losses, learning rate,
-images/s), kept in step with the checkpoints when a run resumes."""
+"""What a training run reports: ``log.csv``, one row per logging window (iteration, losses,
+learning rate, images/s), kept in step with the checkpoints when a run resumes; the progress bar;
+TensorBoard; and the run folder's pictures (``loss_curve.png``, ``ap_history.png``)."""
 from __future__ import annotations
 
 import csv
 import io
 import math
 import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from tqdm.auto import tqdm
 
 from ..files.output_folder import OutputFolder
 
+# Log columns besides the loss parts (which are whatever the model's criterion returns).
+BOOKKEEPING = ("iteration", "epoch", "lr", "images_per_second", "skipped_steps", "seconds")
 FULL_PRECISION = ("seconds",)
+LOSS_CURVE, AP_HISTORY = "loss_curve.png", "ap_history.png"
+TENSORBOARD_INSTALL = 'pip install "yolact_edu[tensorboard]"'
 
 
 class TrainingLog:
@@ -54,4 +63,59 @@ def read_log(path: str | os.PathLike) -> dict[str, list[float]]:
     return {key: [float(r[key]) for r in rows] for key in (rows[0] if rows else {})}
 
 
-__all__ = ["TrainingLog", "read_log"]
+def loss_columns(log: dict) -> list[str]:
+    """The loss parts among a log's columns (``read_log``'s dict), in the log's order, "total" aside."""
+    return [key for key in log if key not in BOOKKEEPING and key != "total"]
+
+
+def write_run_figures(folder: OutputFolder, title: str, validations: Sequence[dict] = (),
+                      log: str | os.PathLike | None = None) -> list[Path]:
+    """Draw ``loss_curve.png`` from ``log`` (default: the folder's ``log.csv``) and, when there are
+    ``validations`` (``Trainer.validations``), ``ap_history.png``, into ``folder``; returns the
+    files written (none for a log without rows)."""
+    from ..viz.training_curves import ap_history_png, loss_curve_png
+
+    log_path = Path(log) if log is not None else folder.root / "log.csv"
+    rows = read_log(log_path) if log_path.is_file() else {}
+    written = []
+    if rows:
+        written.append(folder.write_bytes(LOSS_CURVE, loss_curve_png(rows, loss_columns(rows), title)))
+    if validations:
+        written.append(folder.write_bytes(AP_HISTORY, ap_history_png(validations, title)))
+    return written
+
+
+class TrainingBar(tqdm):
+    """tqdm's bar with images/s beside its s/it (or it/s): both come from tqdm's one smoothed rate
+    (an exponential moving average of the iteration times), so they always agree:
+    img/s = it/s x ``images_per_iteration`` (the batch over all processes)."""
+
+    def __init__(self, *args, images_per_iteration: int, **kwargs):
+        self.images_per_iteration = images_per_iteration        # before tqdm's __init__ first draws
+        super().__init__(*args, **kwargs)
+
+    @property
+    def format_dict(self):
+        values = super().format_dict
+        rate = values.get("rate")
+        if rate is None and values.get("elapsed"):         # tqdm's own fallback: the plain average
+            rate = (values["n"] - (values.get("initial") or 0)) / values["elapsed"]
+        if rate:
+            shown = f"{rate * self.images_per_iteration:.1f} img/s"
+            values["postfix"] = f"{shown}, {values['postfix']}" if values.get("postfix") else shown
+        return values
+
+
+def tensorboard_writer(folder: str | os.PathLike):
+    """A TensorBoard ``SummaryWriter`` logging to ``folder``; an ImportError that says what to
+    install when the optional package is missing."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ImportError(f"TensorBoard logging (tensorboard=True) needs the tensorboard package: "
+                          f"{TENSORBOARD_INSTALL}") from exc
+    return SummaryWriter(str(folder))
+
+
+__all__ = ["TrainingLog", "read_log", "loss_columns", "write_run_figures", "TrainingBar", "tensorboard_writer",
+           "BOOKKEEPING", "LOSS_CURVE", "AP_HISTORY", "TENSORBOARD_INSTALL"]
