@@ -441,7 +441,7 @@ def test_the_memory_saving_paths_give_the_same_results(monkeypatch):
 
     torch.manual_seed(0)
     model = ye.Yolact("yolact_tiny").eval()
-    found = model.predict(photo[:300, :400], conf_threshold=0.0, top_k=30)
+    found = model.predict(photo[:300, :400], score_threshold=0.0, conf_threshold=0.0, top_k=30)
     threshold = float(found.scores[9])
     kept = found.filter(threshold, 5)                          # a prefix of a sorted result: a view
     assert len(kept) == 5 and kept.masks.data_ptr() == found.masks.data_ptr()

@@ -11,7 +11,6 @@ from yolact_edu.lessons.two_ways.cost import (
     MASKRCNN_STAGES,
     YOLACT_STAGES,
     assembly_macs,
-    fixed_output_count,
     format_table,
     inference_time,
     mask_head_macs,
@@ -48,6 +47,7 @@ from yolact_edu.lessons.two_ways.resolution import (
 from yolact_edu.lessons.two_ways.single_shot import final_masks, yolact_stages
 from yolact_edu.lessons.two_ways.tasks import semantic_map, task_views
 from yolact_edu.ops.mask_iou import mask_pair_iou
+from yolact_edu.relatives.maskrcnn import fixed_output_count
 
 matplotlib.use("Agg")
 

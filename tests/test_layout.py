@@ -19,7 +19,7 @@ from yolact_edu.lessons import NOTEBOOKS, pretrained
 PACKAGE = Path(yolact_edu.__file__).resolve().parent
 REPO = PACKAGE.parent
 TOP_LEVEL = {"__init__.py", "config.py", "detections.py", "loss.py", "weights.py", "postprocess.py", "build.py",
-             "model", "ops", "data", "training", "relatives", "widgets", "lessons", "cli",
+             "loading.py", "model", "ops", "data", "training", "relatives", "widgets", "lessons", "cli",
              "files", "viz", "bench", "deploy", "assets"}
 
 

@@ -120,10 +120,7 @@ def test_solo_center_cells_cover_the_centre_region_only():
     assert mf.solo_center_cells(torch.zeros(8, 8), grid=4).numel() == 0
 
 
-def test_solov1_selects_the_cell_channel_and_solov2_convolves_a_kernel():
-    logits = torch.randn(9, H, W)
-    masks = mf.solov1_masks(logits, torch.tensor([4, 0]))
-    assert torch.allclose(masks[0], torch.sigmoid(logits[4])) and masks.shape == (2, H, W)
+def test_solov2_convolves_a_kernel():
     features = torch.randn(6, H, W)
     kernels = torch.randn(3, 6)
     out = mf.solov2_masks(features, kernels)

@@ -141,7 +141,7 @@ def test_detect_options(tiny_model, images):
     few = tiny_model.predict(image, top_k=5)
     assert len(few) == 5 and torch.equal(few.labels, base.labels[:5])
     high = tiny_model.predict(image, score_threshold=float(base.scores[3]))
-    assert len(high) == 3
+    assert len(high) == 4            # >=, as every family: the detection scoring exactly the threshold stays
     uncropped = tiny_model.predict(image, crop=False)
     assert uncropped.masks.sum() >= base.masks.sum()
     loose = tiny_model.predict(image, mask_threshold=0.1)

@@ -70,4 +70,20 @@ def config_from_dict(values: dict) -> ModelConfig:
     return family_config_from_dict(values, FAMILIES[family][0])
 
 
-__all__ = ["build_model", "get_model_config", "list_models", "config_from_dict", "FAMILIES", "FAMILY_NAMES"]
+def detect_options_markdown() -> str:
+    """A Markdown table of what each family's ``detect``/``predict`` honours beyond the options all
+    share (score_threshold, top_k, mask_threshold), read off the model classes themselves (``nms_kinds``,
+    ``iou_refusal``, ``crop_refusals``, ``detect_extras``), so the README cannot drift from the code."""
+    lines = ["| family | nms (first: default) | iou_threshold | crop | its own options |", "|---|---|---|---|---|"]
+    for family, (_, model_class) in FAMILIES.items():
+        crops = [f"{value} (default)" if value == model_class.crop_default else str(value)
+                 for value in (True, False) if value not in model_class.crop_refusals]
+        crop = " or ".join(sorted(crops, key=lambda text: "default" not in text)) if crops else "refused"
+        extras = ", ".join(name for name in model_class.detect_extras)
+        iou = "refused" if model_class.iou_refusal is not None else "yes"
+        lines.append(f"| {FAMILY_NAMES[family]} | {', '.join(model_class.nms_kinds)} | {iou} | {crop} | {extras} |")
+    return "\n".join(lines)
+
+
+__all__ = ["build_model", "get_model_config", "list_models", "config_from_dict", "detect_options_markdown",
+           "FAMILIES", "FAMILY_NAMES"]

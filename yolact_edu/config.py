@@ -203,10 +203,6 @@ class YolactConfig(ModelConfig):
         """Anchors per feature-map cell (A): 3 for YOLACT, 9 for YOLACT++."""
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
-    @property
-    def num_fpn_levels(self) -> int:
-        return len(self.pred_scales)
-
 
 def config_to_dict(cfg: ModelConfig) -> dict:
     """The config as plain Python values (for checkpoints and JSON), its ``family`` included."""

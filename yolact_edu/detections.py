@@ -11,8 +11,9 @@ import torch
 class Detections:
     """Detections of one image, sorted by score (descending).
 
-    boxes       [N,4] float32, (x1, y1, x2, y2) in original-image pixels, clipped to the image
-                and truncated to whole pixels (as the original's ``postprocess``)
+    boxes       [N,4] float32, (x1, y1, x2, y2) in original-image pixels, clipped to the image;
+                YOLACT's are truncated to whole pixels (as the original's ``postprocess``, so box AP
+                matches it), the other families' keep their fractions
     scores      [N]   float32 class confidence in [0, 1]
     labels      [N]   int64, 0-based foreground class (index into ``class_names``)
     masks       [N,H,W] bool at the original image size

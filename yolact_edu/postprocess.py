@@ -78,7 +78,7 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     raw: "loc" [B,P,4], "conf" [B,P,C+1] logits, "coef" [B,P,k], "proto" [B,Hp,Wp,k],
         "priors" [P,4].
     image_sizes: (height, width) of each original image (one pair for all images).
-    score_threshold: drop detections scoring <= this (0 keeps all, as for mAP).
+    score_threshold: keep detections scoring >= this (0 keeps all, as for mAP).
     top_k: keep at most this many per image; None means ``cfg.max_detections``
         (for "cross_class", None means no cap besides ``cfg.nms_top_k``, as the original).
     nms: "fast" (class-specific Fast NMS), "cross_class" or "standard"; None -> "fast".
@@ -170,7 +170,7 @@ def detect_batched(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tupl
         prior_idx, labels, scores, valid = batched_fast_nms(
             boxes, class_scores.transpose(1, 2), candidates, iou_threshold, cfg.nms_top_k, max_detections)
         if score_threshold > 0:
-            valid &= scores > score_threshold
+            valid &= scores >= score_threshold
         kept_boxes = boxes.gather(1, prior_idx[..., None].expand(-1, -1, 4))           # [B,D,4]
         coef = raw["coef"].float()
         kept_coefs = coef.gather(1, prior_idx[..., None].expand(-1, -1, coef.shape[-1]))
@@ -219,6 +219,6 @@ def _candidates_after_nms(raw: dict, b: int, num_protos: int, kind: str,
     keep, labels, scores = run_nms(boxes, class_scores, kind, iou_threshold,
                                    nms_top_k, conf_threshold, max_detections)
     if score_threshold > 0:
-        above = scores > score_threshold
+        above = scores >= score_threshold
         keep, labels, scores = keep[above], labels[above], scores[above]
     return boxes[keep], coefs[keep], keep, labels, scores

@@ -137,8 +137,8 @@ def run(args) -> int:
                 print(f"{name} batch {batch} {'fast ' + dtype if fast else 'eager fp32'}: "
                       f"{row['fps']:.1f} images/s ({row['e2e_ms']:.1f} ms per batch)", file=sys.stderr)
     if args.maskrcnn:
-        from ..lessons.two_ways.cost import fixed_output_count
         from ..lessons.two_ways.maskrcnn import maskrcnn_model
+        from ..relatives.maskrcnn import fixed_output_count
         torch.manual_seed(args.seed)
         rcnn = maskrcnn_model("none", verbose=False).to(chosen)
         with fixed_output_count(rcnn, args.detections):

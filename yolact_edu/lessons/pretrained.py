@@ -28,19 +28,18 @@ from ..config import get_config
 from ..data import CocoDataset, make_shapes
 from ..data.shapes import DEFAULT_ROOTS
 from ..files.locations import assets_dir, checkout_dir
-from ..training.checkpoint import load_model, read_checkpoint
+from ..loading import load, shipped_path
+from ..training.checkpoint import read_checkpoint
 from .tables import markdown_table
 
 ASSETS = assets_dir()
-TINY_SHAPES_WEIGHTS = ASSETS / "yolact_tiny_shapes.pth"
-MASKRCNN_SHAPES_WEIGHTS = ASSETS / "maskrcnn_tiny_shapes.pth"
+TINY_SHAPES_WEIGHTS = shipped_path("yolact_tiny")
+MASKRCNN_SHAPES_WEIGHTS = shipped_path("maskrcnn_tiny")
 RELATIVES = ("condinst_tiny", "solov2_tiny", "blendmask_tiny", "centermask_tiny")
 # config name -> file: one model per family, in the order the comparisons list them
-SHIPPED_WEIGHTS = {"yolact_tiny": TINY_SHAPES_WEIGHTS, "maskrcnn_tiny": MASKRCNN_SHAPES_WEIGHTS,
-                   **{name: ASSETS / f"{name}_shapes.pth" for name in RELATIVES}}
+SHIPPED_WEIGHTS = {name: shipped_path(name) for name in ("yolact_tiny", "maskrcnn_tiny", *RELATIVES)}
 # shipped name -> file: the YOLACT and Mask R-CNN trained on the crowded variant (configs yolact_tiny, maskrcnn_tiny)
-CROWDED_WEIGHTS = {"yolact_tiny_crowded": ASSETS / "yolact_tiny_crowded.pth",
-                   "maskrcnn_tiny_crowded": ASSETS / "maskrcnn_tiny_crowded.pth"}
+CROWDED_WEIGHTS = {name: shipped_path(name) for name in ("yolact_tiny_crowded", "maskrcnn_tiny_crowded")}
 _EVERY_FILE = {**SHIPPED_WEIGHTS, **CROWDED_WEIGHTS}
 EVERY_SHIPPED = tuple(_EVERY_FILE)   # the README's table: the six families, then the crowded two
 # ``yolact-edu bench compare`` on the shipped models (docs/benchmarks.md has the command)
@@ -88,13 +87,6 @@ def shapes_dataset(split: str = "val", max_size: int | None = None, variant: str
     max_size = get_config("yolact_tiny").max_size if max_size is None else max_size
     return CocoDataset(paths[f"{split}_annotations"], paths[f"{split}_images"], max_size=max_size,
                        **dataset_kwargs)
-
-
-def _shipped(path: Path, device):
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed package; reinstall yolact_edu "
-                                "(or train one: docs/benchmarks.md has the command)")
-    return load_model(path, device=device).float()
 
 
 def tiny_shapes_model(device: str | torch.device = "cpu"):
@@ -154,10 +146,7 @@ def shipped_model(name: str, device: str | torch.device = "cpu"):
     (``yolact_tiny_crowded``, ``maskrcnn_tiny_crowded``; trained on its crowded variant)."""
     if name not in _EVERY_FILE:
         raise KeyError(f"no shipped model {name!r}; shipped: {', '.join(_EVERY_FILE)}")
-    model = _shipped(_EVERY_FILE[name], device)
-    if model.cfg.family == "maskrcnn":
-        model.is_trained = True
-    return model
+    return load(name, device=device)
 
 
 __all__ = ["quick_mode", "data_root", "shapes_paths", "shapes_dataset", "tiny_shapes_model", "tiny_maskrcnn_model",

@@ -14,12 +14,26 @@ calls ``model(x, targets)``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import copy
+from dataclasses import dataclass
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 
 from ..bench.cpu import refuse_emulated_bf16
 from ..ops.preprocess import preprocess_images
+
+# What predict and detect keep by default, for every family: a detection scoring at least this.
+# Evaluation passes 0.0 (mAP wants every detection); 0.05 is where the relatives' own candidate
+# thresholds already stop, so one default means one thing everywhere.
+DEFAULT_SCORE_THRESHOLD = 0.05
+
+# settings() overrides, per model and per thread (a ContextVar: a new thread starts without any), so
+# a widget's ``with model.settings(...)`` never changes the config a training thread reads.
+_CONFIG_OVERRIDES: contextvars.ContextVar[tuple] = contextvars.ContextVar("yolact_edu_config_overrides",
+                                                                         default=())
 
 AUTOCAST_DTYPES = {"fp16": torch.float16, "float16": torch.float16,
                    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
@@ -40,12 +54,72 @@ def as_image_list(images) -> tuple[list, bool]:
     return [images], False
 
 
+@dataclass(frozen=True)
+class DetectOptions:
+    """The post-processing options every family takes, checked, with one meaning everywhere.
+
+    score_threshold  keep detections scoring >= this, in [0, 1]
+    top_k            keep at most this many per image (the output cap); None: ``cfg.max_detections``
+    mask_threshold   a mask pixel is on where its probability is > this, in [0, 1]
+    nms              the suppression, one of the family's ``nms_kinds`` (its first by default)
+    iou_threshold    the NMS IoU above which a box is suppressed; None: the config's
+    crop             zero each mask outside its box (YOLACT's crop); asked as None, the family's own
+                     way (``crop_default``: True for YOLACT and the RoI families, False for CondInst,
+                     None for SOLOv2, which has no boxes)
+    """
+
+    score_threshold: float
+    top_k: int | None
+    mask_threshold: float
+    nms: str
+    iou_threshold: float | None
+    crop: bool | None
+
+
 class InstanceSegmenter:
     """Mixin for an ``nn.Module`` with a ``cfg`` (:class:`~yolact_edu.config.ModelConfig`) and a
-    ``detect(raw, image_sizes, **kwargs)``: gives it ``preprocess`` and ``predict``."""
+    ``detections(raw, image_sizes, options, **extra)``: gives it ``preprocess``, ``detect`` (one set
+    of options for every family, :class:`DetectOptions`), ``predict``, ``settings`` and ``optimize``.
+
+    A family says what its post-processing can honour: ``nms_kinds`` (the first is its default),
+    ``iou_refusal`` (why ``iou_threshold`` has no meaning for it, or None), ``crop_default`` and
+    ``crop_refusals`` (the ``crop`` values it cannot honour and why), ``detect_extras`` (its own further options), and
+    ``backbone_parameters()`` (what ``Trainer(freeze_backbone=True)`` freezes).
+    """
 
     forward_takes_targets = False
     fast_path = None     # a FastPath on copies made by optimize(); None on a model as built
+    nms_kinds: tuple[str, ...] = ("standard",)
+    iou_refusal: str | None = None
+    crop_default: bool | None = True
+    crop_refusals: dict = {}
+    detect_extras: tuple[str, ...] = ("timings",)
+
+    # -- the config, safe to change from one thread while another reads it ------------------
+    @property
+    def cfg(self):
+        for model, cfg in _CONFIG_OVERRIDES.get():
+            if model is self:
+                return cfg
+        return self.__dict__["_base_cfg"]
+
+    @cfg.setter
+    def cfg(self, value) -> None:
+        self.__dict__["_base_cfg"] = value
+
+    @property
+    def family(self) -> str:
+        """The model's name for messages: its config's name (e.g. "condinst_tiny")."""
+        return self.cfg.name
+
+    def backbone_parameters(self):
+        """The parameters ``Trainer(freeze_backbone=True)`` freezes: the ResNet/DarkNet body,
+        never the FPN or the heads."""
+        return self.backbone.parameters()
+
+    def backbone_modules(self):
+        """The modules holding :meth:`backbone_parameters` (kept in eval mode while frozen)."""
+        return [self.backbone]
 
     def train(self, mode: bool = True):
         if mode and self.fast_path is not None:
@@ -88,25 +162,92 @@ class InstanceSegmenter:
         return next(self.parameters()).device
 
     # -- inference ------------------------------------------------------------------------
+    def detect_options(self, score_threshold=DEFAULT_SCORE_THRESHOLD, top_k=None, mask_threshold=0.5,
+                       nms=None, iou_threshold=None, crop=None) -> DetectOptions:
+        """The options checked against what this family can honour: a ValueError naming the
+        family and the reason for a value out of range or an option it cannot honour."""
+        for name, value in (("score_threshold", score_threshold), ("mask_threshold", mask_threshold)):
+            if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+                raise ValueError(f"{self.family}: {name} must lie in [0, 1], got {value!r}")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
+            raise ValueError(f"{self.family}: top_k must be a whole number >= 1 (or None for the config's "
+                             f"{self.cfg.max_detections}), got {top_k!r}")
+        kind = self.nms_kinds[0] if nms is None else nms
+        if kind not in self.nms_kinds:
+            raise ValueError(f"{self.family}: nms must be one of {', '.join(self.nms_kinds)}, got {nms!r}")
+        if iou_threshold is not None:
+            if self.iou_refusal is not None:
+                raise ValueError(f"{self.family} cannot honour iou_threshold: {self.iou_refusal}")
+            if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, Real) \
+                    or not 0.0 <= iou_threshold <= 1.0:
+                raise ValueError(f"{self.family}: iou_threshold must lie in [0, 1], got {iou_threshold!r}")
+        if crop is not None:
+            if not isinstance(crop, bool):
+                raise ValueError(f"{self.family}: crop must be True, False or None, got {crop!r}")
+            if crop in self.crop_refusals:
+                raise ValueError(f"{self.family} cannot honour crop={crop}: {self.crop_refusals[crop]}")
+        return DetectOptions(float(score_threshold), None if top_k is None else int(top_k), float(mask_threshold),
+                             kind, None if iou_threshold is None else float(iou_threshold),
+                             self.crop_default if crop is None else crop)
+
+    def checked_options(self, score_threshold: float = DEFAULT_SCORE_THRESHOLD, top_k: int | None = None,
+                        mask_threshold: float = 0.5, nms: str | None = None, iou_threshold: float | None = None,
+                        crop: bool | None = None, **extra) -> tuple[DetectOptions, dict]:
+        """(:class:`DetectOptions`, the family's own ``extra`` options), all checked; anything the
+        family does not take is refused in one line naming it."""
+        unknown = sorted(set(extra) - set(self.detect_extras))
+        if unknown:
+            takes = ", ".join(self.detect_extras)
+            raise ValueError(f"{self.family}: detect does not take {', '.join(unknown)} (its own options: {takes})")
+        return self.detect_options(score_threshold, top_k, mask_threshold, nms, iou_threshold, crop), extra
+
+    def detect(self, raw: dict, image_sizes, **options) -> list:
+        """Raw outputs (``self(x)`` in eval mode) -> one :class:`~yolact_edu.detections.Detections`
+        per image, sorted by score. image_sizes: (height, width) per image, or one pair for all.
+
+        options: :class:`DetectOptions`' fields (the same names, defaults and meaning in every
+        family: score_threshold=0.05, top_k=None, mask_threshold=0.5, nms=None, iou_threshold=None,
+        crop=None) and the family's own (``detect_extras``); anything else is refused."""
+        checked, extra = self.checked_options(**options)
+        return self.detections(raw, image_sizes, checked, **extra)
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, **extra) -> list:
+        """The family's post-processing with checked ``options`` (see :meth:`detect`)."""
+        raise NotImplementedError
+
     @torch.no_grad()
     def predict(self, images, autocast: str | None = None, **detect_kwargs):
         """One-line inference: images (as :meth:`preprocess`) -> Detections, or a list of
-        them when ``images`` is a list or a 4-D tensor.
+        them when ``images`` is a list or a 4-D tensor. ``detect_kwargs``: :meth:`detect`'s options.
 
         autocast: None (fp32), "fp16" or "bf16" — run the network under
         ``torch.autocast`` (post-processing stays fp32); "bf16" on a CPU without native bf16 is
         refused (:func:`~yolact_edu.bench.cpu.refuse_emulated_bf16`).
+
+        The model's mode is never changed (a training thread may be using it): a model in
+        training mode predicts through an eval-mode copy of its current weights.
         """
+        self.checked_options(**detect_kwargs)       # a wrong option is refused before the network runs
         image_list, batch = as_image_list(images)
-        was_training = self.training
-        self.eval()  # BatchNorm must use its running statistics for inference
-        try:
-            x = self.preprocess(image_list)
-            raw = self.network(x, autocast)
-        finally:
-            self.train(was_training)
-        results = self.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
+        model = self.eval_copy() if self.training else self
+        x = model.preprocess(image_list)
+        raw = model.network(x, autocast)
+        results = model.detect(raw, [self.image_size(img) for img in image_list], **detect_kwargs)
         return results if batch else results[0]
+
+    def forced_output_count(self, count: int):
+        """A context in which ``predict(image, score_threshold=0.0)`` returns ``count`` detections
+        whatever the scores (no candidate threshold, no suppression where the family can lift it),
+        so a timing pays for exactly that many masks. Each family knows which of its settings do it."""
+        raise NotImplementedError
+
+    def eval_copy(self):
+        """An eval-mode copy of this model with its current weights (what :meth:`predict` runs on
+        a model in training mode, so that the model's own mode, and any frozen BatchNorm, stay as
+        they are). Its config is the one in force here (``settings`` included)."""
+        copied = copy.deepcopy(self)
+        copied.cfg = self.cfg
+        return copied.eval()
 
     def network(self, x: torch.Tensor, autocast: str | None = None) -> dict:
         """The raw outputs for a preprocessed batch ``x`` [B,3,S,S], as ``self(x)``, under ``autocast``
@@ -124,15 +265,15 @@ class InstanceSegmenter:
 
     @contextlib.contextmanager
     def settings(self, **changes):
-        """Run with some config fields changed (``with model.settings(max_detections=5): ...``);
-        the config is restored afterwards, also after an error. Only inference-time fields make
-        sense here: the weights stay those of the original config."""
-        saved = self.cfg
-        self.cfg = saved.replace(**changes)
+        """Run with some config fields changed (``with model.settings(max_detections=5): ...``).
+        The change is seen only inside the block and only by this thread: ``model.cfg`` itself is
+        never replaced, so a training thread or a widget sharing the model reads its own config.
+        Only inference-time fields make sense here: the weights stay those of the original config."""
+        token = _CONFIG_OVERRIDES.set(((self, self.cfg.replace(**changes)),) + _CONFIG_OVERRIDES.get())
         try:
             yield self
         finally:
-            self.cfg = saved
+            _CONFIG_OVERRIDES.reset(token)
 
     @staticmethod
     def autocast_context(autocast: str | None, device: torch.device):
@@ -147,4 +288,5 @@ class InstanceSegmenter:
         return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[autocast])
 
 
-__all__ = ["InstanceSegmenter", "image_size", "as_image_list", "AUTOCAST_DTYPES"]
+__all__ = ["InstanceSegmenter", "DetectOptions", "DEFAULT_SCORE_THRESHOLD", "image_size", "as_image_list",
+           "AUTOCAST_DTYPES"]

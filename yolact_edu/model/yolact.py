@@ -2,6 +2,7 @@
 -> detect -> :class:`~yolact_edu.detections.Detections` (paper fig. 2)."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import torch
@@ -18,7 +19,7 @@ from .fpn import FPN
 from .head import PredictionHead
 from .maskiou import MaskIoUNet
 from .protonet import ProtoNet
-from .segmenter import InstanceSegmenter
+from .segmenter import DetectOptions, InstanceSegmenter
 
 
 class Yolact(InstanceSegmenter, nn.Module):
@@ -90,29 +91,30 @@ class Yolact(InstanceSegmenter, nn.Module):
         return out
 
     # -- inference ------------------------------------------------------------------------
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0,
-               top_k: int | None = None, nms: str | None = "fast",
-               iou_threshold: float | None = None, crop: bool = True,
-               mask_threshold: float = 0.5, batched: bool | None = None, **kwargs) -> list[Detections]:
+    nms_kinds = ("fast", "cross_class", "standard")
+    detect_extras = ("conf_threshold", "interpolation", "num_protos", "timings", "batched")
+
+    def forced_output_count(self, count: int):
+        """Every prior a candidate, ``count`` detections kept (with ``score_threshold=0.0``)."""
+        return self.settings(nms_conf_thresh=0.0, max_detections=int(count))
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, *, batched: bool | None = None,
+                   **extra) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image; see :func:`yolact_edu.postprocess.detect`.
 
-        image_sizes: (height, width) per image, or one pair for all.
-        batched: post-process the whole batch at once (:func:`yolact_edu.postprocess.detect_batched`,
-        class-specific Fast NMS only, same results); None: batched on an :meth:`optimize`d copy.
+        Its own options: conf_threshold (a prior is a candidate when its best class scores above
+        it; None: ``cfg.nms_conf_thresh``), interpolation, num_protos, timings, and batched (post-
+        process the whole batch at once, :func:`yolact_edu.postprocess.detect_batched`, class-specific
+        Fast NMS with all prototypes only, same results; None: batched on an :meth:`optimize`d copy).
         """
-        kind = nms or "fast"
         if batched is None:
-            batched = self.fast_path is not None and kind == "fast" and kwargs.get("num_protos") is None
-        if batched:
-            if kind != "fast" or kwargs.get("num_protos") is not None:
-                raise ValueError("batched post-processing runs class-specific Fast NMS with all prototypes "
-                                 f"(nms='fast', num_protos=None), got nms={kind!r}, "
-                                 f"num_protos={kwargs.get('num_protos')!r}")
-            kwargs.pop("num_protos", None)
-            return run_detect_batched(raw, self.cfg, image_sizes, score_threshold=score_threshold, top_k=top_k,
-                                      iou_threshold=iou_threshold, crop=crop, mask_threshold=mask_threshold,
-                                      maskiou_net=getattr(self, "maskiou_net", None), **kwargs)
-        return run_detect(raw, self.cfg, image_sizes, score_threshold=score_threshold,
-                          top_k=top_k, nms=nms, iou_threshold=iou_threshold, crop=crop,
-                          mask_threshold=mask_threshold,
-                          maskiou_net=getattr(self, "maskiou_net", None), **kwargs)
+            batched = self.fast_path is not None and options.nms == "fast" and extra.get("num_protos") is None
+        if batched and (options.nms != "fast" or extra.get("num_protos") is not None):
+            raise ValueError("batched post-processing runs class-specific Fast NMS with all prototypes "
+                             f"(nms='fast', num_protos=None), got nms={options.nms!r}, "
+                             f"num_protos={extra.get('num_protos')!r}")
+        run = run_detect_batched if batched else functools.partial(run_detect, nms=options.nms)
+        return run(raw, self.cfg, image_sizes, score_threshold=options.score_threshold, top_k=options.top_k,
+                   iou_threshold=options.iou_threshold, crop=options.crop,
+                   mask_threshold=options.mask_threshold, maskiou_net=getattr(self, "maskiou_net", None),
+                   **{k: v for k, v in extra.items() if k != "num_protos" or not batched})

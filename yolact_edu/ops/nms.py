@@ -22,28 +22,22 @@ from .boxes import jaccard
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
              top_k: int = 200, max_detections: int | None = 100
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Class-specific Fast NMS (the paper's).
+    """Class-specific Fast NMS (the paper's) on one image's candidates.
 
     Per class keep the ``top_k`` best candidates, build the [C,k,k] IoU matrix,
     keep the upper triangle (pairs where the row box scores higher) and keep a
     box iff its largest IoU with a better box of its class is <= ``iou_threshold``.
     Then all classes are pooled, sorted and cut to ``max_detections``.
     Scores of kept boxes may be below the candidate threshold (as the original).
+
+    One implementation serves one image and a batch: this is :func:`batched_fast_nms` on a batch of
+    one in which every box is a candidate, so the two cannot drift apart.
     """
-    scores, idx = scores.sort(dim=1, descending=True, stable=True)   # stable: exact ties (saturated
-    idx = idx[:, :top_k].contiguous()                             # scores of 1.0) keep prior order
-    scores = scores[:, :top_k]
-    num_classes, num_dets = idx.shape
-    class_boxes = boxes[idx.view(-1)].view(num_classes, num_dets, 4)
-    iou = jaccard(class_boxes, class_boxes).triu_(diagonal=1)
-    iou_max = iou.amax(dim=1)           # amax: the same values as max(dim=1) without its argmax (10x on a CPU)
-    keep = iou_max <= iou_threshold
-    classes = torch.arange(num_classes, device=boxes.device)[:, None].expand_as(keep)[keep]
-    kept_idx = idx[keep]
-    kept_scores, order = scores[keep].sort(dim=0, descending=True, stable=True)
-    if max_detections is not None:
-        order, kept_scores = order[:max_detections], kept_scores[:max_detections]
-    return kept_idx[order], classes[order], kept_scores
+    everyone = torch.ones((1, boxes.shape[0]), dtype=torch.bool, device=boxes.device)
+    prior_idx, classes, kept_scores, valid = batched_fast_nms(boxes[None], scores[None], everyone, iou_threshold,
+                                                              top_k, max_detections)
+    count = int(valid.sum())              # valid entries come first
+    return prior_idx[0, :count], classes[0, :count], kept_scores[0, :count]
 
 
 def stable_topk(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,8 +76,11 @@ def batched_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, candidates: torc
     batch, num_classes, num_priors = scores.shape
     k = min(top_k, num_priors)
     masked = scores.masked_fill(~candidates[:, None, :], -1.0)
+    # per class, the k best candidates, best first (exact ties keep prior order)
     top_scores, idx = stable_topk(masked, k)                                    # [B,C,k], descending
     class_boxes = boxes.gather(1, idx.reshape(batch, -1, 1).expand(-1, -1, 4)).view(batch * num_classes, k, 4)
+    # the paper's step: IoU of every pair of a class, upper triangle = "with a better box", column max;
+    # amax gives the same values as max(dim=1) without its argmax (10x on a CPU)
     iou_max = jaccard(class_boxes, class_boxes).triu_(diagonal=1).amax(dim=1)
     keep = (iou_max.view(batch, num_classes, k) <= iou_threshold) & (top_scores >= 0)
     pooled = torch.where(keep, top_scores, torch.full_like(top_scores, -1.0)).view(batch, -1)

@@ -80,8 +80,10 @@ class BlendMaskTiny(FCOSSegmenter):
         cfg = self.cfg
         bases = raw["bases"]
         rois = torch.cat([image[:, None].to(boxes.dtype), boxes], 1)
-        crops = roi_align(bases, rois, cfg.blend_resolution, spatial_scale=bases.shape[-1] / cfg.max_size,
-                          sampling_ratio=2, aligned=True)
+        # RoIAlign needs features and boxes of one dtype: under autocast the bases come as bf16/fp16
+        # while the boxes stay float32 (rounding a box to bf16 would move it by up to a pixel).
+        crops = roi_align(bases.to(rois.dtype), rois, cfg.blend_resolution,
+                          spatial_scale=bases.shape[-1] / cfg.max_size, sampling_ratio=2, aligned=True)
         attention = raw["attention"][image, location].reshape(-1, cfg.num_bases, cfg.attention_size,
                                                               cfg.attention_size)
         return {"crops": crops, "attention": attention, "logits": blend(crops, attention)}

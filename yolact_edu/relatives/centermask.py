@@ -27,8 +27,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import box_iou, roi_align
+from torchvision.ops import roi_align
 
+from ..ops.boxes import jaccard
 from .fcos import TINY_RECIPE, FCOSConfig, FCOSSegmenter, ltrb_to_boxes
 from .instance_masks import roi_mask_targets
 
@@ -107,7 +108,8 @@ class CenterMaskTiny(FCOSSegmenter):
         for level, stride in enumerate(cfg.strides):
             where = torch.nonzero(levels == level).flatten()
             if len(where):
-                patches[where] = roi_align(raw[f"p{3 + level}"], rois[where], cfg.roi_size,
+                # one dtype for features and boxes (bf16/fp16 features under autocast, float32 boxes)
+                patches[where] = roi_align(raw[f"p{3 + level}"].to(rois.dtype), rois[where], cfg.roi_size,
                                            spatial_scale=1.0 / stride, sampling_ratio=2, aligned=True)
         return patches
 
@@ -137,7 +139,7 @@ class CenterMaskTiny(FCOSSegmenter):
             where = points[chosen.location]
             predicted = ltrb_to_boxes(where, raw["ltrb"][chosen.image, chosen.location]).detach()
             predicted = predicted.clamp(0, self.cfg.max_size)
-            overlap = box_iou(predicted, chosen.boxes).diagonal()
+            overlap = jaccard(predicted, chosen.boxes).diagonal()
             boxes = torch.where((overlap >= 0.5)[:, None], predicted, chosen.boxes)
             logits = self.instance_masks(raw, chosen.image, boxes, chosen.truth(targets, "labels"))["logits"]
             truth = roi_mask_targets(chosen.truth(targets, "masks"), boxes, logits.shape[-1])

@@ -103,7 +103,9 @@ class CondInstTiny(FCOSSegmenter):
     """forward(x [B,3,S,S]) -> raw dict: FCOS's outputs, "controller" [B,L,P] and
     "mask_features" [B,C,S/8,S/8]."""
 
-    roi_masks = False          # its masks cover the whole input: no box, no crop
+    roi_masks = False          # its masks cover the whole input: not cropped unless crop=True asks
+    crop_default = False
+    crop_refusals = {}         # crop=True zeroes them outside the FCOS box
 
     def __init__(self, cfg: CondInstConfig | str = "condinst_tiny"):
         cfg = CONDINST_CONFIGS[cfg] if isinstance(cfg, str) else cfg

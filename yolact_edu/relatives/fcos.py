@@ -28,9 +28,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import batched_nms, generalized_box_iou_loss, sigmoid_focal_loss
 
+from ..bench.timing import stage_timer
 from ..config import ModelConfig
 from ..detections import Detections
-from ..model.segmenter import InstanceSegmenter
+from ..model.segmenter import DetectOptions, InstanceSegmenter
 from ..postprocess import per_image_sizes
 from .instance_masks import detections_from_image_masks, detections_from_roi_masks
 from .maskrcnn import ResNetFPN
@@ -284,23 +285,39 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         over the whole input."""
         raise NotImplementedError
 
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
-               mask_threshold: float = 0.5) -> list[Detections]:
+    nms_kinds = ("standard",)           # class-wise NMS (torchvision's batched_nms), as FCOS
+    crop_refusals = {False: "its masks are predicted inside each box (RoIAlign): nothing outside the box exists "
+                            "to keep"}
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, timings: dict | None = None
+                   ) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image: FCOS's boxes and scores, the family's
-        masks pasted into the boxes (``roi_masks``) or resized from the whole input, thresholded."""
+        masks pasted into the boxes (``roi_masks``) or resized from the whole input, thresholded.
+        ``iou_threshold`` None: ``cfg.nms_threshold``; ``timings`` as YOLACT's (three stages)."""
         image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
-        cfg, results = self.cfg, []
+        cfg, results, device = self.cfg, [], raw["ltrb"].device
         for b, size in enumerate(image_sizes):
-            found = {key: value[:top_k] for key, value in self.fcos_detect(raw, b, score_threshold).items()}
-            probs = self.instance_mask_probs(raw, b, found).float()
-            if self.roi_masks:
-                results.append(detections_from_roi_masks(found["boxes"], found["scores"], found["labels"], probs,
-                                                         cfg.max_size, size, cfg.class_names, mask_threshold))
-            else:
-                results.append(detections_from_image_masks(found["scores"], found["labels"], probs, cfg.max_size,
-                                                           size, cfg.class_names, boxes=found["boxes"],
-                                                           mask_threshold=mask_threshold))
+            with stage_timer(timings, "decode + NMS", device):
+                found = self.fcos_detect(raw, b, options.score_threshold, options.iou_threshold, options.top_k)
+            with stage_timer(timings, "assembly + crop", device):
+                probs = self.instance_mask_probs(raw, b, found).float()
+            with stage_timer(timings, "upsample + threshold", device):
+                if self.roi_masks:
+                    results.append(detections_from_roi_masks(found["boxes"], found["scores"], found["labels"],
+                                                             probs, cfg.max_size, size, cfg.class_names,
+                                                             options.mask_threshold))
+                else:
+                    results.append(detections_from_image_masks(found["scores"], found["labels"], probs, cfg.max_size,
+                                                               size, cfg.class_names, boxes=found["boxes"],
+                                                               mask_threshold=options.mask_threshold,
+                                                               crop=options.crop))
         return results
+
+    def backbone_parameters(self):
+        return self.trunk.body.parameters()
+
+    def backbone_modules(self):
+        return [self.trunk.body]
 
     def forced_output_count(self, count: int):
         """A context in which :meth:`detect` returns ``count`` detections whatever the scores (no
@@ -308,10 +325,12 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         return self.settings(candidate_threshold=0.0, nms_threshold=1.0, max_detections=int(count),
                              pre_nms_top_n=max(self.cfg.pre_nms_top_n, int(count)))
 
-    def fcos_detect(self, raw: dict, image: int, score_threshold: float = 0.0) -> dict[str, torch.Tensor]:
+    def fcos_detect(self, raw: dict, image: int, score_threshold: float = 0.0, iou_threshold: float | None = None,
+                    top_k: int | None = None) -> dict[str, torch.Tensor]:
         """One image's detections in input pixels: "location" [N] (index into L, for the mask
-        parts), "boxes" [N,4] xyxy clipped to the input, "scores" [N] in [0,1], "labels" [N]
-        0-based; by score, after class-wise NMS, at most ``cfg.max_detections``."""
+        parts), "boxes" [N,4] xyxy clipped to the input, "scores" [N] in [0,1] (>= ``score_threshold``),
+        "labels" [N] 0-based; by score, after class-wise NMS at ``iou_threshold`` (None:
+        ``cfg.nms_threshold``), at most ``top_k`` (None: ``cfg.max_detections``)."""
         cfg = self.cfg
         probs = torch.sigmoid(raw["class_logits"][image].float())                      # [L,C]
         centre = torch.sigmoid(raw["centerness"][image].float())                      # [L]
@@ -321,8 +340,8 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
         location, label, scores = location[top], label[top], scores[top]
         points, _ = self.locations(probs.device)
         boxes = ltrb_to_boxes(points[location], raw["ltrb"][image, location].float()).clamp(0, cfg.max_size)
-        keep = batched_nms(boxes, scores, label, cfg.nms_threshold)
-        keep = keep[scores[keep] >= score_threshold][:cfg.max_detections]
+        keep = batched_nms(boxes, scores, label, cfg.nms_threshold if iou_threshold is None else iou_threshold)
+        keep = keep[scores[keep] >= score_threshold][:cfg.max_detections if top_k is None else top_k]
         return {"location": location[keep], "boxes": boxes[keep], "scores": scores[keep], "labels": label[keep]}
 
 

@@ -48,10 +48,12 @@ def detections_from_roi_masks(boxes: torch.Tensor, scores: torch.Tensor, labels:
 
 def detections_from_image_masks(scores: torch.Tensor, labels: torch.Tensor, probs: torch.Tensor,
                                 input_size: int, image_size: tuple[int, int], class_names,
-                                boxes: torch.Tensor | None = None, mask_threshold: float = 0.5) -> Detections:
+                                boxes: torch.Tensor | None = None, mask_threshold: float = 0.5,
+                                crop: bool = False) -> Detections:
     """probs [n,h,w] in [0,1] covering the whole input -> Detections at image size (bilinear, then
     the threshold). boxes: [n,4] input px from a detector, or None to take each mask's own box
-    (SOLOv2 predicts no boxes; an empty mask gets a zero box)."""
+    (SOLOv2 predicts no boxes; an empty mask gets a zero box). crop: zero each mask outside its
+    box (needs ``boxes``)."""
     height, width = (int(v) for v in image_size)
     masks = torch.zeros((len(probs), height, width), dtype=torch.bool, device=probs.device)
     for chunk in mask_chunks(len(probs), height, width):        # bilinear, each mask alone, as F.interpolate
@@ -68,8 +70,19 @@ def detections_from_image_masks(scores: torch.Tensor, labels: torch.Tensor, prob
     else:
         image_boxes = _to_image(boxes.float(), input_size, height, width)
         boxes_rel = boxes.float() / input_size
+        if crop:
+            masks &= box_windows(image_boxes, height, width)
     return Detections(boxes=image_boxes, scores=scores.float(), labels=labels, masks=masks,
                       boxes_rel=boxes_rel, class_names=class_names)
+
+
+def box_windows(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """boxes [n,4] xyxy image px -> [n,height,width] bool, True on the pixels whose centre lies in the box."""
+    ys = torch.arange(height, device=boxes.device, dtype=boxes.dtype) + 0.5
+    xs = torch.arange(width, device=boxes.device, dtype=boxes.dtype) + 0.5
+    inside_y = (ys[None] >= boxes[:, 1:2]) & (ys[None] <= boxes[:, 3:4])        # [n,H]
+    inside_x = (xs[None] >= boxes[:, 0:1]) & (xs[None] <= boxes[:, 2:3])        # [n,W]
+    return inside_y[:, :, None] & inside_x[:, None, :]
 
 
 def roi_mask_targets(masks: torch.Tensor, boxes: torch.Tensor, resolution: int) -> torch.Tensor:

@@ -21,6 +21,7 @@ change nothing (resize S -> S, mean 0, std 1). Crowd regions are dropped from th
 """
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,11 +35,12 @@ from torchvision.models.detection.mask_rcnn import MaskRCNNHeads, MaskRCNNPredic
 from torchvision.models.detection.rpn import RPNHead
 from torchvision.ops import MultiScaleRoIAlign
 
+from ..bench.timing import stage_timer
 from ..config import ModelConfig
 from ..detections import Detections
 from ..model.backbone import ResNetBackbone
 from ..model.fpn import FPN
-from ..model.segmenter import InstanceSegmenter
+from ..model.segmenter import DetectOptions, InstanceSegmenter
 from ..postprocess import per_image_sizes
 from .instance_masks import detections_from_roi_masks
 
@@ -186,22 +188,56 @@ class MaskRCNNTiny(InstanceSegmenter, MaskRCNN):
                 "labels": [f["labels"] for f in found], "mask_probs": [f["masks"][:, 0] for f in found]}
 
     # -- inference ------------------------------------------------------------------------
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
-               mask_threshold: float = 0.5) -> list[Detections]:
+    nms_kinds = ("standard",)
+    iou_refusal = ("torchvision's RoI heads run its NMS inside the forward pass, before detect sees the boxes "
+                   "(box_nms_thresh in its config sets the IoU)")
+    crop_refusals = {False: "its masks are predicted inside each box (RoIAlign): nothing outside the box exists "
+                            "to keep"}
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, timings: dict | None = None
+                   ) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image: boxes scaled from the S x S input to
         the image (the input is a stretch of it), each 28x28 mask pasted into its box at image
-        size and thresholded at ``mask_threshold``. Detections keep torchvision's order (by
-        score); ``score_threshold`` and ``top_k`` drop the rest before any mask is pasted."""
+        size and thresholded. Detections keep torchvision's order (by score; at most
+        ``cfg.max_detections``, torchvision's cap in the forward); ``score_threshold`` and
+        ``top_k`` drop the rest before any mask is pasted."""
         image_sizes = per_image_sizes(image_sizes, len(raw["boxes"]))
         size = self.cfg.max_size
         results = []
         for boxes, scores, labels, probs, (height, width) in zip(
                 raw["boxes"], raw["scores"], raw["labels"], raw["mask_probs"], image_sizes):
-            keep = torch.nonzero(scores >= score_threshold).flatten()[:top_k]
+            keep = torch.nonzero(scores >= options.score_threshold).flatten()[:options.top_k]
             # pasted a few at a time, as every family's masks (relatives/instance_masks.py)
-            results.append(detections_from_roi_masks(boxes[keep], scores[keep], labels[keep] - 1, probs[keep], size,
-                                                     (height, width), self.cfg.class_names, mask_threshold))
+            with stage_timer(timings, "upsample + threshold", boxes.device):
+                results.append(detections_from_roi_masks(boxes[keep], scores[keep], labels[keep] - 1, probs[keep],
+                                                         size, (height, width), self.cfg.class_names,
+                                                         options.mask_threshold))
         return results
+
+    def forced_output_count(self, count: int):
+        """torchvision's RoI heads keep ``count`` detections, score threshold 0 (:func:`fixed_output_count`)."""
+        return fixed_output_count(self, count)
+
+    def backbone_parameters(self):
+        """The ResNet body only: the FPN is the neck, trained with the heads."""
+        return self.backbone.body.parameters()
+
+    def backbone_modules(self):
+        return [self.backbone.body]
+
+
+@contextlib.contextmanager
+def fixed_output_count(model: MaskRCNN, count: int):
+    """Make any torchvision Mask R-CNN return ``count`` detections (score threshold 0) inside the
+    ``with`` block, so its mask branch runs for exactly that many; the settings are restored after.
+    (It changes the RoI heads in place: meant for timings, not for a model another thread is using.)"""
+    heads = model.roi_heads
+    saved = heads.score_thresh, heads.detections_per_img
+    heads.score_thresh, heads.detections_per_img = 0.0, int(count)
+    try:
+        yield
+    finally:
+        heads.score_thresh, heads.detections_per_img = saved
 
 
 MASKRCNN_CONFIGS: dict[str, MaskRCNNConfig] = {
@@ -220,4 +256,5 @@ def maskrcnn_config(name: str) -> MaskRCNNConfig:
     return MASKRCNN_CONFIGS[name]
 
 
-__all__ = ["MaskRCNNConfig", "MaskRCNNTiny", "ResNetFPN", "MASKRCNN_CONFIGS", "maskrcnn_config", "LOSS_PARTS"]
+__all__ = ["MaskRCNNConfig", "MaskRCNNTiny", "fixed_output_count", "ResNetFPN", "MASKRCNN_CONFIGS", "maskrcnn_config",
+           "LOSS_PARTS"]

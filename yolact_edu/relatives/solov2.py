@@ -29,9 +29,10 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import sigmoid_focal_loss
 
+from ..bench.timing import stage_timer
 from ..config import ModelConfig
 from ..detections import Detections
-from ..model.segmenter import InstanceSegmenter
+from ..model.segmenter import DetectOptions, InstanceSegmenter
 from ..postprocess import per_image_sizes
 from .fcos import INF, TINY_RECIPE, conv_gn_relu
 from .instance_masks import detections_from_image_masks, dice_loss
@@ -163,11 +164,6 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
         return {"category_logits": torch.cat(categories, 1), "kernels": torch.cat(kernels, 1),
                 "mask_features": self.mask_branch(pyramid)}
 
-    def cell_levels(self, device) -> torch.Tensor:
-        """[T] level index of every cell."""
-        return torch.cat([torch.full((g * g,), level, dtype=torch.long, device=device)
-                          for level, g in enumerate(self.cfg.grids)])
-
     @staticmethod
     def instance_mask_logits(raw: dict, image: torch.Tensor, cell: torch.Tensor) -> torch.Tensor:
         """Assembly: the kernels of cells ``cell`` [n] of images ``image`` [n] on their image's mask
@@ -235,24 +231,42 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
         return self.settings(candidate_threshold=0.0, update_threshold=0.0, max_detections=int(count),
                              pre_nms_top_n=max(self.cfg.pre_nms_top_n, int(count)))
 
-    def detect(self, raw: dict, image_sizes, score_threshold: float = 0.0, top_k: int | None = None,
-               mask_threshold: float = 0.5) -> list[Detections]:
+    nms_kinds = ("matrix",)
+    iou_refusal = ("its Matrix NMS decays each mask's score by its overlap with better ones instead of cutting at "
+                   "an IoU (matrix_nms_kernel and matrix_nms_sigma in its config set how)")
+    _NO_BOXES = ("SOLOv2 predicts no boxes (each mask is the object; its box is read off the mask), "
+                 "so crop has no meaning")
+    crop_default = None
+    crop_refusals = {True: _NO_BOXES, False: _NO_BOXES}
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, timings: dict | None = None
+                   ) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image (masks resized to the image; boxes
         are the masks' own)."""
         cfg = self.cfg
         image_sizes = per_image_sizes(image_sizes, raw["kernels"].shape[0])
-        results = []
+        results, device = [], raw["kernels"].device
         for b, size in enumerate(image_sizes):
-            found = self.grid_detect(raw, b, mask_threshold)
-            keep = torch.nonzero(found["scores"] >= score_threshold).flatten()[:top_k]
-            results.append(detections_from_image_masks(found["scores"][keep], found["labels"][keep],
-                                                       found["probs"][keep], cfg.max_size, size, cfg.class_names,
-                                                       mask_threshold=mask_threshold))
+            with stage_timer(timings, "decode + NMS", device):      # masks are assembled before Matrix NMS
+                found = self.grid_detect(raw, b, options.mask_threshold, options.top_k)
+                keep = torch.nonzero(found["scores"] >= options.score_threshold).flatten()
+            with stage_timer(timings, "upsample + threshold", device):
+                results.append(detections_from_image_masks(found["scores"][keep], found["labels"][keep],
+                                                           found["probs"][keep], cfg.max_size, size, cfg.class_names,
+                                                           mask_threshold=options.mask_threshold))
         return results
 
-    def grid_detect(self, raw: dict, image: int, mask_threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    def backbone_parameters(self):
+        return self.trunk.body.parameters()
+
+    def backbone_modules(self):
+        return [self.trunk.body]
+
+    def grid_detect(self, raw: dict, image: int, mask_threshold: float = 0.5, top_k: int | None = None
+                    ) -> dict[str, torch.Tensor]:
         """One image: "cell" [N] (index into T), "labels" [N], "scores" [N] (after Matrix NMS,
-        sorted), "probs" [N,S/4,S/4] and "scores_before" [N] (category x maskness)."""
+        sorted), "probs" [N,S/4,S/4] and "scores_before" [N] (category x maskness); at most
+        ``top_k`` (None: ``cfg.max_detections``)."""
         cfg = self.cfg
         probs = self.point_nms(torch.sigmoid(raw["category_logits"][image].float()))
         cell, label = torch.nonzero(probs > cfg.candidate_threshold, as_tuple=True)
@@ -272,7 +286,7 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
         cell, label, scores, mask_probs, masks = (v[order] for v in (cell, label, scores, mask_probs, masks))
         decayed = matrix_nms(masks, label, scores, cfg.matrix_nms_kernel, cfg.matrix_nms_sigma)
         keep = torch.nonzero(decayed >= cfg.update_threshold).flatten()
-        keep = keep[decayed[keep].argsort(descending=True)][:cfg.max_detections]
+        keep = keep[decayed[keep].argsort(descending=True)][:cfg.max_detections if top_k is None else top_k]
         return {"cell": cell[keep], "labels": label[keep], "scores": decayed[keep], "probs": mask_probs[keep],
                 "scores_before": scores[keep]}
 

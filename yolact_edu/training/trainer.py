@@ -54,13 +54,11 @@ from .checkpoint import (
     resume_checkpoint,
     save_checkpoint,
 )
-from .log import TrainingLog
+from .log import BOOKKEEPING, TrainingBar, TrainingLog, tensorboard_writer
 from .sampling import EpochSampler, SeededDataset
 from .schedule import recipe_for
 from .stop_signals import StopSignals, ignore_stop_signals
 
-# Log columns besides the loss parts (which are whatever the model's criterion returns).
-BOOKKEEPING = ("iteration", "epoch", "lr", "images_per_second", "skipped_steps", "seconds")
 # This many steps in a row with a non-finite loss and the run has diverged: it stops (the original
 # stops at the first NaN loss; a lone one, from a bad batch, is skipped here).
 DIVERGED_AFTER = 5
@@ -171,7 +169,7 @@ class Trainer:
         self.freeze_backbone = freeze_backbone
         self.freeze_bn = self.batch_size < 6 if freeze_bn is None else freeze_bn
         if freeze_backbone:
-            for p in model.backbone.parameters():
+            for p in model.backbone_parameters():      # each family names its own (never the FPN)
                 p.requires_grad_(False)
         self._set_train_mode()
         self.use_amp = amp is True and self.device.type == "cuda"          # fp16 + gradient scaler
@@ -203,12 +201,7 @@ class Trainer:
         self._signals = StopSignals()           # what Ctrl+C / SIGTERM asked for during run()
         self._writer = None
         if tensorboard and self.is_main:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError as exc:
-                raise ImportError("tensorboard=True needs the tensorboard package: "
-                                  "pip install tensorboard") from exc
-            self._writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+            self._writer = tensorboard_writer(self.out_dir / "tensorboard")
         torch.manual_seed(seed)
         if resume is not None:
             path = resume_checkpoint(self.out_dir, resume)
@@ -229,7 +222,8 @@ class Trainer:
     def _set_train_mode(self) -> None:
         self.model.train()
         if self.freeze_backbone:
-            self.model.backbone.eval()
+            for module in self.model.backbone_modules():
+                module.eval()
         if self.freeze_bn:
             freeze_batchnorm(self.model)
 
@@ -283,11 +277,9 @@ class Trainer:
     @torch.no_grad()
     def predict(self, images, **detect_kwargs):
         """:meth:`Yolact.predict` with the model being trained, e.g. to show progress from a
-        callback; training mode (and any frozen BatchNorm or backbone) is restored afterwards."""
-        try:
-            return self.model.predict(images, **detect_kwargs)
-        finally:
-            self._set_train_mode()
+        callback or another thread: it predicts through an eval-mode copy, and the model's own
+        mode (any frozen BatchNorm or backbone included) is never touched."""
+        return self.model.predict(images, **detect_kwargs)
 
     def request_stop(self) -> None:
         """Finish the current step, write a checkpoint and return from :meth:`run`."""
@@ -363,8 +355,9 @@ class Trainer:
 
     def _run(self) -> dict:
         log = TrainingLog(self.outputs, "log.csv", self.iteration) if self.is_main else None
-        bar = tqdm(total=self.max_iter, initial=self.iteration, desc=f"train {self.cfg.name}",
-                   unit="it", disable=not self.progress, dynamic_ncols=True)
+        bar = TrainingBar(total=self.max_iter, initial=self.iteration, desc=f"train {self.cfg.name}",
+                          unit="it", disable=not self.progress, dynamic_ncols=True,
+                          images_per_iteration=self.batch_size * self.world_size)
         # Ctrl+C and SIGTERM only ask to stop: the loop ends at the next step boundary and writes a
         # checkpoint, so weights, optimiser, iteration and data position always agree (exact resume).
         self._signals = StopSignals("stopping after this step with a checkpoint (send it again to quit at "
@@ -425,8 +418,8 @@ class Trainer:
                     if log is not None:
                         log.write(row)
                         self._tensorboard(row)
-                    bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k not in BOOKKEEPING}
-                                    | {"img/s": f"{row['images_per_second']:.1f}"})
+                    # the losses; img/s is the bar's own (TrainingBar), from the same rate as its s/it
+                    bar.set_postfix({k: f"{row[k]:.3f}" for k in row if k not in BOOKKEEPING})
                     self._emit("log", row)
                     # a log callback may have asked to stop (it may be the monitor's button): honour it at
                     # this step, whose row is written (every process logs the same steps, so DDP agrees)

@@ -19,9 +19,9 @@ import ipywidgets as widgets
 import numpy as np
 import torch
 from matplotlib.patches import Rectangle
-from torchvision.ops import box_iou
 
 from ..ops.assemble import crop_removes, mask_stages, masks_to_image
+from ..ops.boxes import jaccard
 from ..viz.draw import class_color, prototype_grid, tile_grid
 from .render import StaticSnapshot, new_figure, show_in_output
 
@@ -130,7 +130,7 @@ class PrototypeExplorer(StaticSnapshot, widgets.VBox):
             for control in controls:
                 control.disabled = False
             if detection is None and previous is not None:
-                overlap = box_iou(previous[None].float(), self.detections.boxes.float())[0]
+                overlap = jaccard(previous[None].float(), self.detections.boxes.float())[0]
                 detection = int(overlap.argmax()) if float(overlap.max()) >= SAME_OBJECT_IOU else None
             if detection is None:
                 # among the 3 most confident (whose masks are usually right), the one the crop changes most

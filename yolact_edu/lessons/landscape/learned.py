@@ -27,11 +27,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from torchvision.ops import box_iou
 
 from ...build import FAMILY_NAMES
 from ...detections import Detections
 from ...model.segmenter import image_size
+from ...ops.boxes import jaccard
 from ...relatives.blendmask import blend_weights
 from ...viz.palette import model_color
 
@@ -85,7 +85,7 @@ def learned_assembly(model, image: np.ndarray, min_score: float = 0.3, top_k: in
     family = model.cfg.family
     x = model.preprocess(image)
     raw = model(x)
-    found = model.detect(raw, [image_size(image)])[0].filter(min_score, top_k)
+    found = model.detect(raw, [image_size(image)], score_threshold=min_score, top_k=top_k)[0]
     view = LearnedAssembly(FAMILY_NAMES.get(family, family), found, model=getattr(model.cfg, "name", ""))
     builders = {"yolact": _yolact, "maskrcnn": _maskrcnn, "condinst": _condinst, "solov2": _solov2,
                 "blendmask": _blendmask, "centermask": _centermask}
@@ -140,7 +140,7 @@ def _another_object(boxes: torch.Tensor) -> int | None:
     """The index of the best-scored box that hardly overlaps box 0 (IoU < 0.1: another object), or None."""
     if len(boxes) < 2:
         return None
-    apart = torch.nonzero(box_iou(boxes[:1], boxes[1:])[0] < 0.1).flatten()
+    apart = torch.nonzero(jaccard(boxes[:1], boxes[1:])[0] < 0.1).flatten()
     return int(apart[0]) + 1 if len(apart) else None
 
 
@@ -258,7 +258,7 @@ def pick_clear_image(dataset, objects: tuple[int, int] = (3, 5), max_overlap: fl
             continue
         boxes = torch.tensor([a["bbox"] for a in annotations], dtype=torch.float32)
         boxes[:, 2:] += boxes[:, :2]                                            # xywh -> xyxy
-        overlap = box_iou(boxes, boxes).fill_diagonal_(0)
+        overlap = jaccard(boxes, boxes).fill_diagonal_(0)
         if float(overlap.max()) <= max_overlap:
             return index
     raise ValueError(f"no image with {objects[0]}..{objects[1]} objects overlapping at most IoU {max_overlap}")

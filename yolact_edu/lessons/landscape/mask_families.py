@@ -30,7 +30,7 @@ from ...viz.palette import model_color
 
 __all__ = ["yolact_masks", "blendmask_masks", "spatial_attention", "centermask_masks",
            "condinst_num_params", "relative_coordinates", "split_dynamic_params", "condinst_masks",
-           "condinst_handset_params", "solo_grid_cell", "solo_center_cells", "solov1_masks",
+           "condinst_handset_params", "solo_grid_cell", "solo_center_cells",
            "solov2_masks", "coordinate_features", "solov2_handset_kernel", "matrix_nms",
            "FAMILIES", "per_instance_macs", "plot_per_instance_macs"]
 
@@ -143,12 +143,6 @@ def solo_grid_cell(centers: torch.Tensor, height: int, width: int, grid: int) ->
     col = (centers[:, 0] / width * grid).floor().clamp(0, grid - 1).long()
     row = (centers[:, 1] / height * grid).floor().clamp(0, grid - 1).long()
     return row * grid + col
-
-
-def solov1_masks(mask_logits: torch.Tensor, cells: torch.Tensor) -> torch.Tensor:
-    """SOLO: mask_logits [S*S,H,W] (one channel per grid cell, all computed every image),
-    cells [n] -> masks [n,H,W] in [0,1]: an instance's mask is its cell's channel."""
-    return torch.sigmoid(mask_logits[cells])
 
 
 def solov2_masks(mask_features: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:

@@ -238,7 +238,7 @@ def oracle_rescoring_ap(model, dataset, max_images: int | None = None, batch_siz
     for start in range(0, count, batch_size):
         images, targets = collate([dataset[i] for i in range(start, min(start + batch_size, count))])
         raw = model(images.to(next(model.parameters()).device))
-        detections = model.detect(raw, [t["orig_size"] for t in targets])
+        detections = model.detect(raw, [t["orig_size"] for t in targets], score_threshold=0.0)   # mAP: all
         for index, target, found in zip(range(start, start + len(targets)), targets, detections):
             gt = dataset.load_target(index)
             found = found.to("cpu")

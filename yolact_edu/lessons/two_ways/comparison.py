@@ -23,9 +23,10 @@ import torch
 from ...bench.speed import environment
 from ...bench.timing import STAGES, timed_predict
 from ...build import build_model
+from ...relatives.maskrcnn import fixed_output_count
 from ...training.evaluation import evaluate
 from ...viz.palette import model_color
-from .cost import INSTANCE_COUNTS, fixed_output_count, format_table, inference_time, least_squares_slope
+from .cost import INSTANCE_COUNTS, format_table, inference_time, least_squares_slope
 from .maskrcnn import maskrcnn_model, model_device, run_maskrcnn
 
 ACCURACY_COLUMNS = (("box_AP", "bbox", "AP"), ("box_AP75", "bbox", "AP75"), ("mask_AP", "segm", "AP"),

@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +28,8 @@ import torch
 from torchvision.models.detection.roi_heads import maskrcnn_inference
 
 from ...bench.timing import clock, machine_name, repeat_seconds
-from ...model.segmenter import image_size
+from ...model.segmenter import InstanceSegmenter, image_size
+from ...relatives.maskrcnn import fixed_output_count
 from ...viz.palette import model_color
 from .maskrcnn import model_device, model_input
 
@@ -43,19 +43,6 @@ def time_call(fn: Callable[[], object], repeats: int = 5, warmup: int = 1, devic
     Returns {"median_ms", "min_ms", "times_ms" (list), "repeats"}."""
     times = [seconds * 1e3 for seconds in repeat_seconds(fn, repeats, warmup, device)]
     return {"median_ms": statistics.median(times), "min_ms": min(times), "times_ms": times, "repeats": repeats}
-
-
-@contextmanager
-def fixed_output_count(model, count: int):
-    """Make a torchvision Mask R-CNN return ``count`` detections (score threshold 0) inside the
-    ``with`` block, so its mask branch runs for exactly that many; the settings are restored after."""
-    heads = model.roi_heads
-    saved = heads.score_thresh, heads.detections_per_img
-    heads.score_thresh, heads.detections_per_img = 0.0, int(count)
-    try:
-        yield
-    finally:
-        heads.score_thresh, heads.detections_per_img = saved
 
 
 # -- cost of each stage against the number of instances -----------------------------------------
@@ -360,7 +347,7 @@ def assembly_macs(proto_shape) -> int:
 @torch.no_grad()
 def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: int = 1) -> dict:
     """Whole-image inference time of a Mask R-CNN, a :class:`~yolact_edu.Yolact` or one of the
-    relatives (``forced_output_count``) on one HxWx3 uint8 image, with the output fixed at
+    relatives (each family's ``forced_output_count``) on one HxWx3 uint8 image, with the output fixed at
     ``instances`` detections (score thresholds 0), so all pay for the same number of masks
     whatever their weights.
 
@@ -370,27 +357,22 @@ def inference_time(model, image, instances: int = 20, repeats: int = 5, warmup: 
     model.eval()
     device = model_device(model)
     outputs = []
-    if hasattr(model, "predict") and (hasattr(model, "forced_output_count") or hasattr(model, "roi_heads")):
-        # maskrcnn_tiny and the relatives: image in, Detections out, their own way to force the count
-        forced = (model.forced_output_count(instances) if hasattr(model, "forced_output_count")
-                  else fixed_output_count(model, instances))
-        with forced:
-            timing = time_call(lambda: outputs.append(model.predict(image)), repeats, warmup, device)
+    if isinstance(model, InstanceSegmenter):
+        # every family of the package: image in, Detections out, its own way to force the count
+        with model.forced_output_count(instances):
+            timing = time_call(lambda: outputs.append(model.predict(image, score_threshold=0.0)), repeats, warmup,
+                               device)
         found = len(outputs[-1])
         shape = list(model.preprocess(image).shape)
-    elif hasattr(model, "roi_heads"):
+    elif hasattr(model, "roi_heads"):             # torchvision's own Mask R-CNN (R50-FPN)
         x = model_input(model, image)
         with fixed_output_count(model, instances):
             timing = time_call(lambda: outputs.append(model([x])[0]), repeats, warmup, device)
         found = len(outputs[-1]["boxes"])
         shape = list(model.transform([x])[0].tensors.shape)
     else:
-        def predict():
-            outputs.append(model.predict(image, score_threshold=0.0, conf_threshold=0.0, top_k=int(instances)))
-
-        timing = time_call(predict, repeats, warmup, device)
-        found = len(outputs[-1])
-        shape = list(model.preprocess(image).shape)
+        raise TypeError(f"inference_time times the package's models and torchvision's Mask R-CNN, not a "
+                        f"{type(model).__name__}")
     return {**timing, "instances": found, "input": shape}
 
 
@@ -471,7 +453,7 @@ def format_table(rows: Sequence[Sequence], header: Sequence[str], decimals: int 
     return "\n".join(lines)
 
 
-__all__ = ["INSTANCE_COUNTS", "time_call", "fixed_output_count", "FIXED", "MASK_STEP", "TO_IMAGE", "ROLES",
+__all__ = ["INSTANCE_COUNTS", "time_call", "FIXED", "MASK_STEP", "TO_IMAGE", "ROLES",
            "MASKRCNN_STAGES", "YOLACT_STAGES", "least_squares_slope", "StageCosts", "maskrcnn_stage_run",
            "stage_costs", "mask_step_ratio", "cost_growth_markdown", "mask_head_macs", "assembly_macs",
            "inference_time", "whole_image_markdown", "plot_cost_versus_instances", "stage_table", "format_table"]

@@ -23,9 +23,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou
 
 from ...detections import Detections
+from ...ops.boxes import jaccard
 from ...ops.mask_iou import mask_pair_iou
 from ...training.evaluation import category_mapping
 from .scoring import score_variants, with_masks
@@ -196,7 +196,7 @@ def matching_detection(detections: Detections, box, label: int, min_score: float
     candidates = torch.nonzero((detections.labels == label) & (detections.scores >= min_score)).flatten()
     if not len(candidates):
         return -1
-    overlap = box_iou(detections.boxes[candidates].float(), torch.as_tensor(box, dtype=torch.float32)[None])[:, 0]
+    overlap = jaccard(detections.boxes[candidates].float(), torch.as_tensor(box, dtype=torch.float32)[None])[:, 0]
     return int(candidates[overlap.argmax()]) if overlap.max() > min_iou else -1
 
 
