@@ -80,7 +80,7 @@ def test_first_agreement_below_on_the_notebooks_image(model, val):
     cfg = model.cfg
     case = find_disagreement(model, val, min_score=0.9)              # the notebook's image
     explorer = NmsExplorer(val.load_image(case.index), case.candidates, val.class_names,
-                           iou_threshold=cfg.nms_iou_thresh, min_score=0.05, top_k=cfg.nms_top_k,
+                           iou_threshold=cfg.nms_iou_thresh, min_score=0.05, nms_top_k=cfg.nms_top_k,
                            conf_threshold=cfg.nms_conf_thresh, max_detections=cfg.max_detections)
     truth = ex.first_agreement_below(explorer)
     # informative: not an end of the slider, and not the start (where the image was chosen to differ)

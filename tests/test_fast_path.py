@@ -47,7 +47,7 @@ def test_batched_fast_nms_equals_fast_nms_per_image():
     # quantised scores: many exact ties, as a trained model's saturated 1.0 scores give
     scores = (torch.rand(batch, classes, priors, generator=generator) * 20).floor() / 20
     candidates = scores.max(dim=1).values > 0.6
-    prior_idx, labels, kept, valid = batched_fast_nms(boxes, scores, candidates, 0.5, top_k=50, max_detections=40)
+    prior_idx, labels, kept, valid = batched_fast_nms(boxes, scores, candidates, 0.5, nms_top_k=50, max_detections=40)
     assert prior_idx.shape == (batch, 40) and valid.dtype == torch.bool
     for b in range(batch):
         where = candidates[b].nonzero().squeeze(1)

@@ -51,7 +51,7 @@ CHAIN_SCORES = torch.tensor([[0.9, 0.8, 0.7]])
 def test_fast_nms_keeps_a_subset_of_standard_nms(seed, threshold):
     """The claim the notebook states: on the same candidates Fast NMS suppresses more, never fewer."""
     boxes, scores = clustered_problem(seed)
-    comparison = compare_nms(boxes, scores, ("fast", "standard"), threshold, top_k=len(boxes),
+    comparison = compare_nms(boxes, scores, ("fast", "standard"), threshold, nms_top_k=len(boxes),
                              conf_threshold=0.0, max_detections=None)
     fast, standard = comparison.runs["fast"].pairs(), comparison.runs["standard"].pairs()
     assert fast <= standard
@@ -63,7 +63,7 @@ def test_subset_holds_for_detect_settings_above_the_candidate_threshold():
     # Default settings: Fast NMS also returns pairs below conf_threshold (as the original), which
     # standard NMS never sees; above the threshold the subset relation holds.
     boxes, scores = clustered_problem(0, num_boxes=120)
-    comparison = compare_nms(boxes, scores, iou_threshold=0.5, top_k=200, conf_threshold=0.3, max_detections=None)
+    comparison = compare_nms(boxes, scores, iou_threshold=0.5, nms_top_k=200, conf_threshold=0.3, max_detections=None)
     assert comparison.runs["fast"].pairs(0.3) <= comparison.runs["standard"].pairs(0.3)
     assert (comparison.runs["fast"].scores <= 0.3).any()
     assert bool((comparison.runs["standard"].scores > 0.3).all())
@@ -71,7 +71,7 @@ def test_subset_holds_for_detect_settings_above_the_candidate_threshold():
 
 def test_cross_class_keeps_a_subset_of_class_agnostic_nms():
     boxes, scores = clustered_problem(3)
-    comparison = compare_nms(boxes, scores, ("cross_class",), 0.5, top_k=len(boxes))
+    comparison = compare_nms(boxes, scores, ("cross_class",), 0.5, nms_top_k=len(boxes))
     best, _ = scores.max(0)
     agnostic = set(torchvision.ops.nms(boxes, best, 0.5).tolist())
     assert set(comparison.runs["cross_class"].keep.tolist()) <= agnostic
@@ -104,8 +104,8 @@ def test_standard_keep_set_equals_torchvision_batched_nms(seed):
 @pytest.mark.parametrize("class_index", range(3))
 def test_fast_nms_steps_agree_with_fast_nms(class_index):
     boxes, scores = clustered_problem(1, num_boxes=50, num_classes=3)
-    steps = fast_nms_steps(boxes, scores, class_index, 0.5, top_k=40)
-    keep, classes, _ = fast_nms(boxes, scores, 0.5, top_k=40, max_detections=None)
+    steps = fast_nms_steps(boxes, scores, class_index, 0.5, nms_top_k=40)
+    keep, classes, _ = fast_nms(boxes, scores, 0.5, nms_top_k=40, max_detections=None)
     assert set(steps.order[steps.keep].tolist()) == set(keep[classes == class_index].tolist())
     assert torch.equal(steps.upper, steps.iou.triu(1)) and bool((steps.scores[:-1] >= steps.scores[1:]).all())
     assert torch.equal(steps.column_max, steps.upper.max(0).values)
@@ -127,7 +127,7 @@ def test_candidates_and_fast_run_reproduce_detect(tiny_model, images):
     assert candidates.scores.shape == (cfg.num_classes, len(candidates))
     assert bool((candidates.scores.max(0).values > cfg.nms_conf_thresh).all())
     comparison = compare_nms(candidates.boxes, candidates.scores, iou_threshold=cfg.nms_iou_thresh,
-                             top_k=cfg.nms_top_k, conf_threshold=cfg.nms_conf_thresh,
+                             nms_top_k=cfg.nms_top_k, conf_threshold=cfg.nms_conf_thresh,
                              max_detections=cfg.max_detections)
     for method in METHODS:
         detections = tiny_model.detect(raw, image.shape[:2], nms=method)[0]

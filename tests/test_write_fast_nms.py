@@ -39,7 +39,7 @@ def test_reference_keep_is_fast_nms(candidates):
     boxes, scores = candidates
     _, order = scores.sort(dim=1, descending=True, stable=True)
     keep = reference_keep(boxes, order, 0.5)
-    kept, classes, _ = fast_nms(boxes, scores, 0.5, top_k=scores.shape[1], max_detections=None)
+    kept, classes, _ = fast_nms(boxes, scores, 0.5, nms_top_k=scores.shape[1], max_detections=None)
     ranks = torch.nonzero(keep)
     assert {(int(order[c, r]), int(c)) for c, r in ranks.tolist()} == set(zip(kept.tolist(), classes.tolist()))
 

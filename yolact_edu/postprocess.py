@@ -47,13 +47,13 @@ def check_detect_options(nms: str, top_k: int | None, score_threshold: float, io
 
 
 def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold: float,
-            top_k: int, conf_threshold: float, max_detections: int | None):
+            nms_top_k: int, conf_threshold: float, max_detections: int | None):
     """Dispatch to one of the NMS variants; returns (keep_idx, classes, scores)."""
     if kind not in NMS_FUNCTIONS:
         raise ValueError(f"nms must be one of {', '.join(NMS_FUNCTIONS)}, got {kind!r}")
     if kind == "standard":
         return standard_nms(boxes, scores, iou_threshold, conf_threshold, max_detections)
-    return NMS_FUNCTIONS[kind](boxes, scores, iou_threshold, top_k, max_detections)
+    return NMS_FUNCTIONS[kind](boxes, scores, iou_threshold, nms_top_k, max_detections)
 
 
 @torch.no_grad()

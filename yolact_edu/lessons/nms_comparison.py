@@ -89,12 +89,12 @@ class FastNmsSteps:
 
 
 def fast_nms_steps(boxes: torch.Tensor, scores: torch.Tensor, class_index: int,
-                   iou_threshold: float = 0.5, top_k: int = 200) -> FastNmsSteps:
+                   iou_threshold: float = 0.5, nms_top_k: int = 200) -> FastNmsSteps:
     """The intermediate tensors of :func:`~yolact_edu.ops.nms.fast_nms` for class ``class_index``.
 
     boxes [n,4] point form; scores [C,n]. Same rule and order as ``fast_nms``."""
     row_scores, order = scores[class_index].sort(descending=True)
-    order, row_scores = order[:top_k], row_scores[:top_k]
+    order, row_scores = order[:nms_top_k], row_scores[:nms_top_k]
     iou = jaccard(boxes[order], boxes[order])
     upper = iou.triu(diagonal=1)
     column_max = upper.amax(0)
@@ -147,12 +147,12 @@ def plot_fast_nms_steps(steps: FastNmsSteps, class_name: str = "", show: int = 3
 
 
 def suppressed_by(boxes: torch.Tensor, scores: torch.Tensor, candidate: int, class_index: int,
-                  iou_threshold: float = 0.5, top_k: int = 200) -> list[int]:
+                  iou_threshold: float = 0.5, nms_top_k: int = 200) -> list[int]:
     """Candidates of class ``class_index`` that score higher than ``candidate`` (among the class's
-    ``top_k``) and overlap it by more than ``iou_threshold``: the boxes that make Fast NMS drop
+    ``nms_top_k``) and overlap it by more than ``iou_threshold``: the boxes that make Fast NMS drop
     it, best first. Empty if Fast NMS keeps it."""
     row = scores[class_index]
-    ranked = row.argsort(descending=True)[:top_k]
+    ranked = row.argsort(descending=True)[:nms_top_k]
     better = ranked[row[ranked] > row[candidate]]
     overlap = jaccard(boxes[better], boxes[candidate][None])[:, 0]
     return better[overlap > iou_threshold].tolist()
@@ -230,14 +230,14 @@ def kept_sentence(comparison: NmsComparison, min_score: float = 0.05) -> str:
 
 
 def compare_nms(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str] = METHODS,
-                iou_threshold: float = 0.5, top_k: int = 200, conf_threshold: float = 0.05,
+                iou_threshold: float = 0.5, nms_top_k: int = 200, conf_threshold: float = 0.05,
                 max_detections: int | None = 100, repeats: int = 0, threads: int | None = None) -> NmsComparison:
     """Run each method of :mod:`yolact_edu.ops.nms` (through ``detect``'s dispatcher) on
     boxes [n,4] point form and scores [C,n], and time it ``repeats`` times (0: no timing).
 
-    Settings as ``detect``: Fast NMS takes the ``top_k`` best per class and, like the original,
+    Settings as ``detect``: Fast NMS takes the ``nms_top_k`` best per class and, like the original,
     may keep class scores below ``conf_threshold``; standard NMS considers only pairs above it;
-    "cross_class" is capped by ``top_k`` only (``max_detections`` does not apply to it).
+    "cross_class" is capped by ``nms_top_k`` only (``max_detections`` does not apply to it).
     Compare keep sets above ``conf_threshold`` (``only_in(..., min_score=conf_threshold)``).
     threads: CPU threads while timing (:func:`cpu_threads`).
     """
@@ -246,7 +246,7 @@ def compare_nms(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str
         cap = None if method == "cross_class" else max_detections
 
         def call(method=method, cap=cap):
-            return run_nms(boxes, scores, method, iou_threshold, top_k, conf_threshold, cap)
+            return run_nms(boxes, scores, method, iou_threshold, nms_top_k, conf_threshold, cap)
 
         keep, classes, kept_scores = call()
         with cpu_threads(threads):
@@ -282,7 +282,7 @@ def find_disagreement(model, dataset, min_score: float = 0.9, limit: int | None 
         with torch.no_grad():
             raw = model(model.preprocess(image))
         cands = nms_candidates(raw, cfg.nms_conf_thresh)
-        comparison = compare_nms(cands.boxes, cands.scores, iou_threshold=cfg.nms_iou_thresh, top_k=cfg.nms_top_k,
+        comparison = compare_nms(cands.boxes, cands.scores, iou_threshold=cfg.nms_iou_thresh, nms_top_k=cfg.nms_top_k,
                                  conf_threshold=cfg.nms_conf_thresh, max_detections=cfg.max_detections)
         difference = sorted(comparison.only_in("standard", "fast", cfg.nms_conf_thresh),
                             key=lambda pair: -float(cands.scores[pair[1], pair[0]]))
@@ -318,17 +318,17 @@ class SuppressionChain:
 
 
 def suppression_chain(boxes: torch.Tensor, scores: torch.Tensor, candidate: int, class_index: int,
-                      iou_threshold: float = 0.5, top_k: int = 200,
+                      iou_threshold: float = 0.5, nms_top_k: int = 200,
                       standard_kept: set[tuple[int, int]] | None = None) -> SuppressionChain:
     """The A → B → C chain behind a box that Fast NMS drops and standard NMS keeps. boxes [n,4];
     scores [C,n]; ``standard_kept``: the (candidate, class) pairs standard NMS keeps (default: greedy
-    NMS on the class's ``top_k`` candidates)."""
+    NMS on the class's ``nms_top_k`` candidates)."""
     row = scores[class_index]
     if standard_kept is None:
-        ranked = row.argsort(descending=True)[:top_k]
+        ranked = row.argsort(descending=True)[:nms_top_k]
         kept = ranked[torchvision.ops.nms(boxes[ranked].float(), row[ranked].float(), iou_threshold)]
         standard_kept = {(int(i), class_index) for i in kept}
-    culprits = [b for b in suppressed_by(boxes, scores, candidate, class_index, iou_threshold, top_k)
+    culprits = [b for b in suppressed_by(boxes, scores, candidate, class_index, iou_threshold, nms_top_k)
                 if (b, class_index) not in standard_kept]
     suppressor = culprits[0] if culprits else None
     keeper = None
@@ -371,7 +371,7 @@ def _draw_pairs(ax, boxes_px: np.ndarray, pairs, scores: dict, class_names, line
 def plot_nms_comparison(image: np.ndarray, boxes: torch.Tensor, comparison: NmsComparison,
                         methods: Sequence[str] = ("standard", "fast"), min_score: float = 0.05,
                         class_names: Sequence[str] = (), scores: torch.Tensor | None = None,
-                        top_k: int = 200):
+                        nms_top_k: int = 200):
     """One panel per method with its kept boxes scoring above ``min_score`` on ``image``
     (HxWx3 uint8; boxes [n,4] relative point form are scaled to it), and a last panel with
     the difference of the first two: kept by the first only (red), by the second only (blue
@@ -402,7 +402,7 @@ def plot_nms_comparison(image: np.ndarray, boxes: torch.Tensor, comparison: NmsC
         from matplotlib.patches import Rectangle
 
         for candidate, cls in only_first:
-            culprits = suppressed_by(boxes, scores, candidate, cls, comparison.iou_threshold, top_k)
+            culprits = suppressed_by(boxes, scores, candidate, cls, comparison.iou_threshold, nms_top_k)
             if culprits:
                 x1, y1, x2, y2 = boxes_px[culprits[0]]
                 axes[-1].add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor="white",

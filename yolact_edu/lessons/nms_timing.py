@@ -108,9 +108,9 @@ TIMED_METHODS: dict[str, Callable] = {
     "cross-class Fast NMS":
         lambda b, s, t, k, conf, cap: cross_class_fast_nms(b, s, t, k, None),
 }
-"""name -> fn(boxes, scores, iou_threshold, top_k, conf_threshold, max_detections) -> (keep, classes, scores),
+"""name -> fn(boxes, scores, iou_threshold, nms_top_k, conf_threshold, max_detections) -> (keep, classes, scores),
 each with ``detect``'s settings: the standard methods see only pairs above ``conf_threshold``, the
-Fast NMS ones each class's (or all classes') ``top_k`` best; cross-class Fast NMS has no cap."""
+Fast NMS ones each class's (or all classes') ``nms_top_k`` best; cross-class Fast NMS has no cap."""
 
 FAST_NMS = "Fast NMS"
 FASTEST_STANDARD = "standard, torchvision batched_nms"
@@ -156,14 +156,14 @@ def device_label(device, threads: int | None) -> str:
 
 
 def time_nms_methods(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str] = tuple(TIMED_METHODS),
-                     iou_threshold: float = 0.5, top_k: int = 200, conf_threshold: float = 0.05,
+                     iou_threshold: float = 0.5, nms_top_k: int = 200, conf_threshold: float = 0.05,
                      max_detections: int | None = 100, repeats: int = 30, threads: int | None = None) -> NmsTiming:
     """Time each method on the same boxes [n,4] and scores [C,n] (on their device), ``repeats``
     calls each after one warm-up; ``threads``: CPU threads while timing (:func:`cpu_threads`)."""
     seconds, kept = {}, {}
     for name in methods:
         def call(fn=TIMED_METHODS[name]):
-            return fn(boxes, scores, iou_threshold, top_k, conf_threshold, max_detections)
+            return fn(boxes, scores, iou_threshold, nms_top_k, conf_threshold, max_detections)
 
         _, _, kept_scores = call()
         kept[name] = int((kept_scores > conf_threshold).sum())
@@ -177,7 +177,7 @@ def nms_time_vs_candidates(boxes: torch.Tensor, scores: torch.Tensor, counts: Se
                            repeats: int = 5, threads: int | None = None) -> dict[str, list[float]]:
     """Median seconds of each method on the ``n`` best candidates (by best class score) for
     every n in ``counts``. No caps, so the cost shows: every method sees every candidate
-    and class (top_k = n, conf_threshold = 0, no max_detections). threads: see :func:`cpu_threads`."""
+    and class (nms_top_k = n, conf_threshold = 0, no max_detections). threads: see :func:`cpu_threads`."""
     order = scores.max(0).values.argsort(descending=True)
     medians: dict[str, list[float]] = {method: [] for method in methods}
     with cpu_threads(threads):

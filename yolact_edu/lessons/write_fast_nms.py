@@ -100,7 +100,7 @@ def check_fast_nms_keep(fn: Callable, boxes: torch.Tensor, scores: torch.Tensor,
     order, keep = fn(boxes.clone(), scores.clone(), iou_threshold)
     ranks = torch.nonzero(keep.bool())
     yours = {(int(order[c, r]), int(c)) for c, r in ranks.tolist()}
-    kept, classes, _ = fast_nms(boxes, scores, iou_threshold, top_k=scores.shape[1], max_detections=None)
+    kept, classes, _ = fast_nms(boxes, scores, iou_threshold, nms_top_k=scores.shape[1], max_detections=None)
     library = set(zip(kept.tolist(), classes.tolist()))
     same = (f"the same {len(library)} (candidate, class) pairs as yolact_edu.ops.nms.fast_nms" if yours == library else
             f"{len(yours)} (candidate, class) pairs, by fast_nms's rule (exactly tied scores ranked in your order)")

@@ -6,6 +6,9 @@ of its class overlaps it by more than the threshold, even one that was itself
 suppressed. That lets slightly more boxes be removed, costs ~0.1 mAP, and runs
 in a handful of GPU kernels.
 
+``nms_top_k`` (the original's name, ``cfg.nms_top_k``) is how many candidates per class NMS looks
+at; ``top_k`` elsewhere (``detect``, ``predict``) is only ever the cap on the output.
+
 All functions take point-form ``boxes [n,4]`` and class scores ``[C,n]``
 (C foreground classes, n candidate priors) and return
 ``(keep_idx [m] into the n candidates, classes [m] 0-based, scores [m])``
@@ -20,11 +23,11 @@ from .boxes import jaccard
 
 
 def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
-             top_k: int = 200, max_detections: int | None = 100
+             nms_top_k: int = 200, max_detections: int | None = 100
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Class-specific Fast NMS (the paper's) on one image's candidates.
 
-    Per class keep the ``top_k`` best candidates, build the [C,k,k] IoU matrix,
+    Per class keep the ``nms_top_k`` best candidates, build the [C,k,k] IoU matrix,
     keep the upper triangle (pairs where the row box scores higher) and keep a
     box iff its largest IoU with a better box of its class is <= ``iou_threshold``.
     Then all classes are pooled, sorted and cut to ``max_detections``.
@@ -35,7 +38,7 @@ def fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0
     """
     everyone = torch.ones((1, boxes.shape[0]), dtype=torch.bool, device=boxes.device)
     prior_idx, classes, kept_scores, valid = batched_fast_nms(boxes[None], scores[None], everyone, iou_threshold,
-                                                              top_k, max_detections)
+                                                              nms_top_k, max_detections)
     count = int(valid.sum())              # valid entries come first
     return prior_idx[0, :count], classes[0, :count], kept_scores[0, :count]
 
@@ -59,7 +62,7 @@ def stable_topk(values: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tenso
 
 
 def batched_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, candidates: torch.Tensor,
-                     iou_threshold: float = 0.5, top_k: int = 200, max_detections: int | None = 100
+                     iou_threshold: float = 0.5, nms_top_k: int = 200, max_detections: int | None = 100
                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`fast_nms` for a whole batch at once, with fixed-size outputs: no step needs to know how
     many boxes survive, so on a GPU nothing waits for the host until the result is read.
@@ -67,14 +70,14 @@ def batched_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, candidates: torc
     boxes [B,P,4] point form; scores [B,C,P] foreground class scores in [0,1]; candidates [B,P] bool,
     the priors :func:`fast_nms` would be given (best score above the candidate threshold).
     Returns (prior_idx [B,D] int64, classes [B,D] 0-based, scores [B,D], valid [B,D] bool), sorted by
-    score with the valid entries first, D = min(max_detections, C * top_k). Per image the valid entries
+    score with the valid entries first, D = min(max_detections, C * nms_top_k). Per image the valid entries
     are exactly what :func:`fast_nms` returns on the candidates, exact ties included (:func:`stable_topk`).
 
     Non-candidates get the score -1: they sort after every candidate, so in the upper-triangular IoU
     matrix they can be suppressed but never suppress, and they are marked invalid at the end.
     """
     batch, num_classes, num_priors = scores.shape
-    k = min(top_k, num_priors)
+    k = min(nms_top_k, num_priors)
     masked = scores.masked_fill(~candidates[:, None, :], -1.0)
     # per class, the k best candidates, best first (exact ties keep prior order)
     top_scores, idx = stable_topk(masked, k)                                    # [B,C,k], descending
@@ -91,15 +94,15 @@ def batched_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, candidates: torc
 
 
 def cross_class_fast_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float = 0.5,
-                         top_k: int = 200, max_detections: int | None = None
+                         nms_top_k: int = 200, max_detections: int | None = None
                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fast NMS over all classes at once: each prior votes for its best class, the
-    ``top_k`` best priors form one IoU matrix, and overlapping boxes suppress each
+    ``nms_top_k`` best priors form one IoU matrix, and overlapping boxes suppress each
     other whatever their class. Faster with many classes; the original caps the
-    output only by ``top_k``."""
+    output only by ``nms_top_k``."""
     best_scores, classes = scores.max(dim=0)
     _, idx = best_scores.sort(0, descending=True)
-    idx = idx[:top_k]
+    idx = idx[:nms_top_k]
     top_boxes = boxes[idx]
     iou = jaccard(top_boxes, top_boxes).triu_(diagonal=1)
     iou_max = iou.amax(dim=0)

@@ -23,13 +23,13 @@ class NmsExplorer:
     """
 
     def __init__(self, image: np.ndarray, candidates: NmsCandidates, class_names: Sequence[str] = (),
-                 iou_threshold: float = 0.5, min_score: float = 0.05, top_k: int = 200,
+                 iou_threshold: float = 0.5, min_score: float = 0.05, nms_top_k: int = 200,
                  conf_threshold: float = 0.05, max_detections: int | None = 100):
         import ipywidgets as widgets
 
         self.image, self.candidates, self.class_names = image, candidates, tuple(class_names)
         self.start_threshold = iou_threshold        # the slider's starting value (the config's threshold)
-        self.settings = {"top_k": top_k, "conf_threshold": conf_threshold, "max_detections": max_detections}
+        self.settings = {"nms_top_k": nms_top_k, "conf_threshold": conf_threshold, "max_detections": max_detections}
         self.iou_slider = widgets.FloatSlider(value=iou_threshold, min=0.05, max=0.95, step=0.05,
                                               description="IoU threshold", continuous_update=False,
                                               style={"description_width": "initial"})   # the whole label
@@ -57,7 +57,7 @@ class NmsExplorer:
                               f"{min_score:.2f}; {len(only_standard)} suppressed by Fast NMS only")
         fig = plot_nms_comparison(self.image, self.candidates.boxes, self.comparison, min_score=min_score,
                                   class_names=self.class_names, scores=self.candidates.scores,
-                                  top_k=self.settings["top_k"])
+                                  nms_top_k=self.settings["nms_top_k"])
         # the PNG into the Output directly (no display through pyplot), kept as the snapshot
         self.widget.png = show_in_output(self.output, fig, self.summary.value)
         plt.close(fig)
