@@ -83,8 +83,8 @@ class InstanceSegmenter:
 
     A family says what its post-processing can honour: ``nms_kinds`` (the first is its default),
     ``iou_refusal`` (why ``iou_threshold`` has no meaning for it, or None), ``crop_default`` and
-    ``crop_refusals`` (the ``crop`` values it cannot honour and why), ``detect_extras`` (its own further options), and
-    ``backbone_parameters()`` (what ``Trainer(freeze_backbone=True)`` freezes).
+    ``crop_refusals`` (the ``crop`` values it cannot honour and why), ``detect_extras`` (its own
+    further options), and ``backbone_parameters()`` (what ``Trainer(freeze_backbone=True)`` freezes).
     """
 
     forward_takes_targets = False
@@ -108,8 +108,9 @@ class InstanceSegmenter:
         self.__dict__["_base_cfg"] = value
 
     @property
-    def family(self) -> str:
-        """The model's name for messages: its config's name (e.g. "condinst_tiny")."""
+    def config_name(self) -> str:
+        """The name messages give the model: its config's (e.g. "condinst_tiny"; ``cfg.family`` is
+        the family, "condinst")."""
         return self.cfg.name
 
     def backbone_parameters(self):
@@ -168,24 +169,24 @@ class InstanceSegmenter:
         family and the reason for a value out of range or an option it cannot honour."""
         for name, value in (("score_threshold", score_threshold), ("mask_threshold", mask_threshold)):
             if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{self.family}: {name} must lie in [0, 1], got {value!r}")
+                raise ValueError(f"{self.config_name}: {name} must lie in [0, 1], got {value!r}")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
-            raise ValueError(f"{self.family}: top_k must be a whole number >= 1 (or None for the config's "
+            raise ValueError(f"{self.config_name}: top_k must be a whole number >= 1 (or None for the config's "
                              f"{self.cfg.max_detections}), got {top_k!r}")
         kind = self.nms_kinds[0] if nms is None else nms
         if kind not in self.nms_kinds:
-            raise ValueError(f"{self.family}: nms must be one of {', '.join(self.nms_kinds)}, got {nms!r}")
+            raise ValueError(f"{self.config_name}: nms must be one of {', '.join(self.nms_kinds)}, got {nms!r}")
         if iou_threshold is not None:
             if self.iou_refusal is not None:
-                raise ValueError(f"{self.family} cannot honour iou_threshold: {self.iou_refusal}")
+                raise ValueError(f"{self.config_name} cannot honour iou_threshold: {self.iou_refusal}")
             if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, Real) \
                     or not 0.0 <= iou_threshold <= 1.0:
-                raise ValueError(f"{self.family}: iou_threshold must lie in [0, 1], got {iou_threshold!r}")
+                raise ValueError(f"{self.config_name}: iou_threshold must lie in [0, 1], got {iou_threshold!r}")
         if crop is not None:
             if not isinstance(crop, bool):
-                raise ValueError(f"{self.family}: crop must be True, False or None, got {crop!r}")
+                raise ValueError(f"{self.config_name}: crop must be True, False or None, got {crop!r}")
             if crop in self.crop_refusals:
-                raise ValueError(f"{self.family} cannot honour crop={crop}: {self.crop_refusals[crop]}")
+                raise ValueError(f"{self.config_name} cannot honour crop={crop}: {self.crop_refusals[crop]}")
         return DetectOptions(float(score_threshold), None if top_k is None else int(top_k), float(mask_threshold),
                              kind, None if iou_threshold is None else float(iou_threshold),
                              self.crop_default if crop is None else crop)
@@ -198,7 +199,8 @@ class InstanceSegmenter:
         unknown = sorted(set(extra) - set(self.detect_extras))
         if unknown:
             takes = ", ".join(self.detect_extras)
-            raise ValueError(f"{self.family}: detect does not take {', '.join(unknown)} (its own options: {takes})")
+            raise ValueError(f"{self.config_name}: detect does not take {', '.join(unknown)} "
+                             f"(its own options: {takes})")
         return self.detect_options(score_threshold, top_k, mask_threshold, nms, iou_threshold, crop), extra
 
     def detect(self, raw: dict, image_sizes, **options) -> list:
