@@ -8,7 +8,7 @@ This mirrors the original's ``Detect`` + ``postprocess`` step for step.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 import torch
 import torch.nn.functional as F
@@ -32,18 +32,29 @@ def _empty(proto: torch.Tensor, num_protos: int, height: int, width: int,
         boxes_rel=torch.zeros((0, 4), device=device), class_names=class_names)
 
 
+def check_fraction(name: str, value) -> None:
+    """A ValueError unless ``value`` is a number in [0, 1] (a bool is not one): every threshold of
+    every family's post-processing is checked here."""
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+
+
+def check_output_cap(top_k) -> None:
+    """A ValueError unless ``top_k`` (the cap on detections per image) is None or a whole number >= 1."""
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
+        raise ValueError(f"top_k must be a whole number >= 1 (or None for the config's), got {top_k!r}")
+
+
 def check_detect_options(nms: str, top_k: int | None, score_threshold: float, iou_threshold: float,
                          conf_threshold: float, mask_threshold: float) -> None:
     """Refuse settings that make no sense before any work (an unknown NMS name would otherwise
     pass unnoticed on an image without candidates)."""
     if nms not in NMS_FUNCTIONS:
         raise ValueError(f"nms must be one of {', '.join(NMS_FUNCTIONS)}, got {nms!r}")
-    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
-        raise ValueError(f"top_k must be a whole number >= 1 (or None for the config's), got {top_k!r}")
+    check_output_cap(top_k)
     for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold),
                         ("conf_threshold", conf_threshold), ("mask_threshold", mask_threshold)):
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+        check_fraction(name, value)
 
 
 def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold: float,

@@ -17,13 +17,13 @@ import contextlib
 import contextvars
 import copy
 from dataclasses import dataclass
-from numbers import Integral, Real
 
 import numpy as np
 import torch
 
 from ..bench.cpu import refuse_emulated_bf16
 from ..ops.preprocess import preprocess_images
+from ..postprocess import check_fraction, check_output_cap
 
 # What predict and detect keep by default, for every family: a detection scoring at least this.
 # Evaluation passes 0.0 (mAP wants every detection); 0.05 is where the relatives' own candidate
@@ -167,21 +167,19 @@ class InstanceSegmenter:
                        nms=None, iou_threshold=None, crop=None) -> DetectOptions:
         """The options checked against what this family can honour: a ValueError naming the
         family and the reason for a value out of range or an option it cannot honour."""
-        for name, value in (("score_threshold", score_threshold), ("mask_threshold", mask_threshold)):
-            if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 <= value <= 1.0:
-                raise ValueError(f"{self.config_name}: {name} must lie in [0, 1], got {value!r}")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, Integral) or top_k < 1):
-            raise ValueError(f"{self.config_name}: top_k must be a whole number >= 1 (or None for the config's "
-                             f"{self.cfg.max_detections}), got {top_k!r}")
+        try:                # the same value checks as the post-processing's own, named for this model
+            check_fraction("score_threshold", score_threshold)
+            check_fraction("mask_threshold", mask_threshold)
+            check_output_cap(top_k)
+            if iou_threshold is not None and self.iou_refusal is None:
+                check_fraction("iou_threshold", iou_threshold)
+        except ValueError as exc:
+            raise ValueError(f"{self.config_name}: {exc}") from None
         kind = self.nms_kinds[0] if nms is None else nms
         if kind not in self.nms_kinds:
             raise ValueError(f"{self.config_name}: nms must be one of {', '.join(self.nms_kinds)}, got {nms!r}")
-        if iou_threshold is not None:
-            if self.iou_refusal is not None:
-                raise ValueError(f"{self.config_name} cannot honour iou_threshold: {self.iou_refusal}")
-            if isinstance(iou_threshold, bool) or not isinstance(iou_threshold, Real) \
-                    or not 0.0 <= iou_threshold <= 1.0:
-                raise ValueError(f"{self.config_name}: iou_threshold must lie in [0, 1], got {iou_threshold!r}")
+        if iou_threshold is not None and self.iou_refusal is not None:
+            raise ValueError(f"{self.config_name} cannot honour iou_threshold: {self.iou_refusal}")
         if crop is not None:
             if not isinstance(crop, bool):
                 raise ValueError(f"{self.config_name}: crop must be True, False or None, got {crop!r}")
