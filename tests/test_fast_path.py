@@ -10,8 +10,9 @@ from yolact_edu.bench.cpu import cpu_has_native_bf16
 from yolact_edu.lessons.pretrained import shapes_dataset, shipped_model
 from yolact_edu.model.fast_path import resolve_autocast
 from yolact_edu.ops.agreement import detection_agreement
-from yolact_edu.ops.nms import batched_fast_nms, fast_nms, stable_topk
-from yolact_edu.postprocess import detect, detect_batched
+from yolact_edu.ops.assemble import assemble_masks, masks_to_image
+from yolact_edu.ops.nms import batched_fast_nms, fast_nms, run_nms, stable_topk
+from yolact_edu.postprocess import detect, prior_candidates
 from yolact_edu.training.evaluation import evaluate
 
 
@@ -60,30 +61,72 @@ def test_batched_fast_nms_equals_fast_nms_per_image():
         assert torch.equal(kept[b, :n], ref_scores)
 
 
-def test_batched_post_processing_equals_per_image(shipped, val_images):
+def one_image_step_by_step(raw, cfg, b, size, *, nms="fast", score_threshold=0.0, top_k=None, crop=True,
+                           conf_threshold=None, num_protos=None, maskiou_net=None):
+    """The original's post-processing for image ``b`` alone, one step after another (candidates,
+    NMS, score cut, assembly, crop, upsampling of every mask to the image): what ``detect`` must give."""
+    conf = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
+    cap = top_k if top_k is not None else (None if nms == "cross_class" else cfg.max_detections)
+    candidates, boxes, class_scores = prior_candidates(raw, b, conf)
+    keep, labels, scores = run_nms(nms, boxes, class_scores, iou_threshold=cfg.nms_iou_thresh,
+                                   nms_top_k=cfg.nms_top_k, conf_threshold=conf, max_detections=cap)
+    above = scores >= score_threshold
+    keep, labels, scores = keep[above], labels[above], scores[above]
+    used = raw["proto"].shape[-1] if num_protos is None else num_protos
+    coefs = raw["coef"][b, candidates][keep][:, :used].float()
+    soft = assemble_masks(raw["proto"][b, ..., :used].float(), coefs, boxes[keep], crop_masks=crop)
+    mask_scores = None
+    if maskiou_net is not None:
+        mask_scores = scores * maskiou_net(soft[:, None]).gather(1, labels[:, None]).squeeze(1)
+    return {"labels": labels, "scores": scores, "boxes_rel": boxes[keep], "coefs": coefs,
+            "masks": masks_to_image(soft, *size, 0.5), "mask_scores": mask_scores}
+
+
+@pytest.mark.parametrize("settings", [{}, {"score_threshold": 0.3, "top_k": 7}, {"crop": False, "conf_threshold": 0.2},
+                                      {"nms": "standard"}, {"nms": "cross_class", "top_k": 12},
+                                      {"num_protos": 3, "nms": "standard"}])
+def test_the_one_batched_path_equals_the_original_steps_image_by_image(shipped, val_images, settings):
     x = shipped.preprocess(val_images[:4])
     with torch.no_grad():
         raw = shipped.eval()(x)
     sizes = [image.shape[:2] for image in val_images[:4]]
-    for settings in ({}, {"score_threshold": 0.3, "top_k": 7}, {"crop": False, "conf_threshold": 0.2}):
-        one = detect(raw, shipped.cfg, sizes, **settings)
-        many = detect_batched(raw, shipped.cfg, sizes, **settings)
-        for a, b in zip(one, many):
-            assert len(a) == len(b) > 0
-            for name in ("labels", "scores", "boxes", "boxes_rel", "coefs", "masks"):
-                assert torch.equal(getattr(a, name), getattr(b, name)), (settings, name)
+    found = detect(raw, shipped.cfg, sizes, **settings)
+    alone = [detect({**{k: raw[k][b:b + 1] for k in ("loc", "conf", "coef", "proto")}, "priors": raw["priors"]},
+                    shipped.cfg, sizes[b], **settings)[0] for b in range(4)]
+    for b, (got, single) in enumerate(zip(found, alone)):
+        reference = one_image_step_by_step(raw, shipped.cfg, b, sizes[b], **settings)
+        assert len(got) == len(reference["labels"]) > 0, settings
+        for name, expected in reference.items():
+            if expected is not None:
+                assert torch.equal(getattr(got, name), expected), (settings, b, name)
+        for name in ("labels", "scores", "boxes", "coefs", "masks"):     # the batch does not change an image's result
+            assert torch.equal(getattr(got, name), getattr(single, name)), (settings, b, name)
 
 
-def test_batched_post_processing_rescores_yolact_plus_masks():
+def test_an_image_without_candidates_gets_empty_detections_of_the_right_shapes(shipped, val_images):
+    x = shipped.preprocess(val_images[:2])
+    with torch.no_grad():
+        raw = shipped.eval()(x)
+    raw["conf"][1] = torch.tensor([50.0] + [0.0] * shipped.cfg.num_classes)     # image 1: all background
+    for nms in ("fast", "standard"):
+        found = detect(raw, shipped.cfg, [(40, 50), (30, 70)], nms=nms)
+        assert len(found[0]) > 0 and len(found[1]) == 0
+        empty = found[1]
+        assert empty.masks.shape == (0, 30, 70) and empty.masks.dtype == torch.bool
+        assert empty.boxes.shape == (0, 4) and empty.coefs.shape == (0, raw["proto"].shape[-1])
+
+
+def test_yolact_plus_mask_scores_are_the_maskiou_nets_on_the_kept_masks():
     torch.manual_seed(0)
     model = ye.Yolact(ye.get_config("yolact_tiny").replace(use_maskiou=True)).eval()
     with torch.no_grad():
         model.prediction_layers[0].conf_layer.weight.mul_(20)
         raw = model(model.preprocess(np.zeros((64, 80, 3), np.uint8) + 90))
-    one = detect(raw, model.cfg, (64, 80), maskiou_net=model.maskiou_net)[0]
-    many = detect_batched(raw, model.cfg, (64, 80), maskiou_net=model.maskiou_net)[0]
-    assert one.mask_scores is not None and len(one.mask_scores) == len(one) > 0
-    assert torch.allclose(one.mask_scores, many.mask_scores, atol=1e-6)
+        for nms in ("fast", "standard"):
+            found = detect(raw, model.cfg, (64, 80), nms=nms, maskiou_net=model.maskiou_net)[0]
+            reference = one_image_step_by_step(raw, model.cfg, 0, (64, 80), nms=nms, maskiou_net=model.maskiou_net)
+            assert found.mask_scores is not None and len(found.mask_scores) == len(found) > 0
+            assert torch.allclose(found.mask_scores, reference["mask_scores"], atol=1e-6)
 
 
 def test_optimize_leaves_the_model_alone_and_is_inference_only(shipped):

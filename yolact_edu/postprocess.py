@@ -1,9 +1,10 @@
 """From raw network outputs to :class:`Detections` (paper §3.2-3.4).
 
-Per image: softmax the class logits, decode the boxes, keep priors whose best
-foreground score beats the candidate threshold, run NMS, assemble the masks
-from prototypes and coefficients, crop, upsample to the image, threshold.
-This mirrors the original's ``Detect`` + ``postprocess`` step for step.
+Softmax the class logits, decode the boxes, keep priors whose best foreground score beats the
+candidate threshold, run NMS, assemble the masks from prototypes and coefficients, crop, upsample
+to the image, threshold: the original's ``Detect`` + ``postprocess``, step for step, with the same
+results. One path serves every setting and runs the whole batch at once (:func:`detect`); the
+lessons show the same steps on one image (:func:`prior_candidates`, :func:`~yolact_edu.ops.nms.run_nms`).
 """
 from __future__ import annotations
 
@@ -17,19 +18,7 @@ from .bench.timing import stage_timer
 from .detections import Detections
 from .ops.assemble import assemble_masks, masks_to_image, masks_to_image_in_boxes
 from .ops.boxes import decode, sanitize_coordinates
-from .ops.nms import NMS_FUNCTIONS, batched_fast_nms, standard_nms
-
-
-def _empty(proto: torch.Tensor, num_protos: int, height: int, width: int,
-           rescored: bool, class_names) -> Detections:
-    device = proto.device
-    return Detections(
-        boxes=torch.zeros((0, 4), device=device), scores=torch.zeros(0, device=device),
-        labels=torch.zeros(0, dtype=torch.int64, device=device),
-        masks=torch.zeros((0, height, width), dtype=torch.bool, device=device),
-        coefs=torch.zeros((0, num_protos), device=device), proto=proto,
-        mask_scores=torch.zeros(0, device=device) if rescored else None,
-        boxes_rel=torch.zeros((0, 4), device=device), class_names=class_names)
+from .ops.nms import NMS_KINDS, batched_fast_nms, run_nms
 
 
 def check_fraction(name: str, value) -> None:
@@ -49,22 +38,12 @@ def check_detect_options(nms: str, top_k: int | None, score_threshold: float, io
                          conf_threshold: float, mask_threshold: float) -> None:
     """Refuse settings that make no sense before any work (an unknown NMS name would otherwise
     pass unnoticed on an image without candidates)."""
-    if nms not in NMS_FUNCTIONS:
-        raise ValueError(f"nms must be one of {', '.join(NMS_FUNCTIONS)}, got {nms!r}")
+    if nms not in NMS_KINDS:
+        raise ValueError(f"nms must be one of {', '.join(NMS_KINDS)}, got {nms!r}")
     check_output_cap(top_k)
     for name, value in (("score_threshold", score_threshold), ("iou_threshold", iou_threshold),
                         ("conf_threshold", conf_threshold), ("mask_threshold", mask_threshold)):
         check_fraction(name, value)
-
-
-def run_nms(boxes: torch.Tensor, scores: torch.Tensor, kind: str, iou_threshold: float,
-            nms_top_k: int, conf_threshold: float, max_detections: int | None):
-    """Dispatch to one of the NMS variants; returns (keep_idx, classes, scores)."""
-    if kind not in NMS_FUNCTIONS:
-        raise ValueError(f"nms must be one of {', '.join(NMS_FUNCTIONS)}, got {kind!r}")
-    if kind == "standard":
-        return standard_nms(boxes, scores, iou_threshold, conf_threshold, max_detections)
-    return NMS_FUNCTIONS[kind](boxes, scores, iou_threshold, nms_top_k, max_detections)
 
 
 @torch.no_grad()
@@ -87,7 +66,7 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     """Turn the raw dict of :meth:`Yolact.forward` into one :class:`Detections` per image.
 
     raw: "loc" [B,P,4], "conf" [B,P,C+1] logits, "coef" [B,P,k], "proto" [B,Hp,Wp,k],
-        "priors" [P,4].
+        "priors" [P,4] (fp16/bf16 tensors are read as float32).
     image_sizes: (height, width) of each original image (one pair for all images).
     score_threshold: keep detections scoring >= this (0 keeps all, as for mAP).
     top_k: keep at most this many per image; None means ``cfg.max_detections``
@@ -100,6 +79,13 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
         see what fewer prototypes can express; ``coefs`` and ``proto`` are cut to match.
     timings: a dict to which the seconds spent in "decode + NMS", "assembly + crop" and
         "upsample + threshold" are added (summed over the batch).
+
+    One path for every setting, the whole batch at once: :func:`kept_after_nms` (softmax, decode,
+    NMS) gives fixed-size [B,D] tensors, which are gathered and assembled on the device (for
+    class-specific Fast NMS no step waits for the host, so a GPU runs it without a pause); the one
+    synchronisation is reading how many detections each image kept, after which only those masks
+    are upsampled to the image, each only inside its box's window when cropped
+    (:func:`~yolact_edu.ops.assemble.masks_to_image_in_boxes`: the same masks as upsampling all).
     """
     kind = nms or "fast"
     iou_threshold = cfg.nms_iou_thresh if iou_threshold is None else iou_threshold
@@ -114,78 +100,15 @@ def detect(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, i
     if num_protos is not None and not 1 <= num_protos <= total_protos:
         raise ValueError(f"num_protos must be between 1 and {total_protos}, got {num_protos}")
     used = total_protos if num_protos is None else num_protos
-    results = []
-    for b, (height, width) in enumerate(image_sizes):
-        proto = raw["proto"][b, ..., :used].float()
-        with stage_timer(timings, "decode + NMS", device):
-            boxes, coefs, keep, labels, scores = _candidates_after_nms(
-                raw, b, used, kind, iou_threshold, conf_threshold, cfg.nms_top_k, max_detections,
-                score_threshold)
-        if boxes is None:
-            results.append(_empty(proto, used, height, width, maskiou_net is not None, cfg.class_names))
-            continue
-        with stage_timer(timings, "assembly + crop", device):
-            soft_masks = assemble_masks(proto, coefs, boxes, crop_masks=crop)
-        mask_scores = None
-        if maskiou_net is not None:
-            if len(keep):
-                predicted_iou = maskiou_net(soft_masks[:, None])
-                predicted_iou = predicted_iou.gather(1, labels[:, None]).squeeze(1)
-            else:
-                predicted_iou = scores.new_zeros(0)
-            mask_scores = scores * predicted_iou
-        with stage_timer(timings, "upsample + threshold", device):
-            masks = masks_to_image(soft_masks, height, width, mask_threshold, interpolation)
-        results.append(_detections(boxes, scores, labels, masks, coefs, proto, mask_scores, cfg))
-    return results
-
-
-def _detections(boxes, scores, labels, masks, coefs, proto, mask_scores, cfg) -> Detections:
-    """One image's Detections from its kept relative ``boxes`` [n,4] and image-size ``masks`` [n,H,W]."""
-    height, width = masks.shape[-2:]
-    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
-    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
-    # Whole pixels, truncated as the original's postprocess does (``boxes.long()``), so boxes
-    # and box AP agree with it exactly; the exact relative boxes stay in ``boxes_rel``.
-    pixel_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
-    return Detections(boxes=pixel_boxes, scores=scores, labels=labels, masks=masks, coefs=coefs, proto=proto,
-                      mask_scores=mask_scores, boxes_rel=boxes, class_names=cfg.class_names)
-
-
-def detect_batched(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tuple[int, int], *,
-                   score_threshold: float = 0.0, top_k: int | None = None, iou_threshold: float | None = None,
-                   crop: bool = True, mask_threshold: float = 0.5, conf_threshold: float | None = None,
-                   interpolation: str = "bilinear", maskiou_net: torch.nn.Module | None = None,
-                   timings: dict | None = None) -> list[Detections]:
-    """:func:`detect` with class-specific Fast NMS, the whole batch at once (the fast path's
-    post-processing, :meth:`InstanceSegmenter.optimize`).
-
-    Softmax, decoding, Fast NMS (:func:`~yolact_edu.ops.nms.batched_fast_nms`), gathering the kept
-    boxes and coefficients, mask assembly and crop all run on fixed-size [B,D,...] tensors, so a GPU
-    never waits for the host; the one synchronisation is reading how many detections each image
-    kept, after which only those masks are upsampled to the image, each only inside its box's window
-    (:func:`~yolact_edu.ops.assemble.masks_to_image_in_boxes`). Same arguments and results as
-    :func:`detect` with ``nms="fast"`` (raw tensors may be fp16/bf16: they are read as float32).
-    """
-    iou_threshold = cfg.nms_iou_thresh if iou_threshold is None else iou_threshold
-    conf_threshold = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
-    check_detect_options("fast", top_k, score_threshold, iou_threshold, conf_threshold, mask_threshold)
-    max_detections = cfg.max_detections if top_k is None else top_k
-    batch = raw["loc"].shape[0]
-    image_sizes = per_image_sizes(image_sizes, batch)
-    device = raw["priors"].device
     with stage_timer(timings, "decode + NMS", device):
-        class_scores = F.softmax(raw["conf"].float(), dim=-1)[..., 1:]                  # [B,P,C]
-        candidates = class_scores.max(dim=-1).values > conf_threshold                  # [B,P]
-        boxes = decode(raw["loc"].float(), raw["priors"].float())                      # [B,P,4]
-        prior_idx, labels, scores, valid = batched_fast_nms(
-            boxes, class_scores.transpose(1, 2), candidates, iou_threshold, cfg.nms_top_k, max_detections)
+        boxes, prior_idx, labels, scores, valid = kept_after_nms(raw, kind, iou_threshold, cfg.nms_top_k,
+                                                                 conf_threshold, max_detections)
         if score_threshold > 0:
-            valid &= scores >= score_threshold
+            valid &= scores >= score_threshold           # scores are sorted: the valid ones stay first
         kept_boxes = boxes.gather(1, prior_idx[..., None].expand(-1, -1, 4))           # [B,D,4]
-        coef = raw["coef"].float()
-        kept_coefs = coef.gather(1, prior_idx[..., None].expand(-1, -1, coef.shape[-1]))
-    proto = raw["proto"].float()
+        coef = raw["coef"][..., :used].float()
+        kept_coefs = coef.gather(1, prior_idx[..., None].expand(-1, -1, used))         # [B,D,used]
+    proto = raw["proto"][..., :used].float()
     with stage_timer(timings, "assembly + crop", device):
         soft = torch.stack([assemble_masks(proto[b], kept_coefs[b], kept_boxes[b], crop_masks=crop)
                             for b in range(batch)])                                    # [B,D,Hp,Wp]
@@ -206,30 +129,64 @@ def detect_batched(raw: dict, cfg, image_sizes: Sequence[tuple[int, int]] | tupl
     return results
 
 
+def _detections(boxes, scores, labels, masks, coefs, proto, mask_scores, cfg) -> Detections:
+    """One image's Detections from its kept relative ``boxes`` [n,4] and image-size ``masks`` [n,H,W]."""
+    height, width = masks.shape[-2:]
+    x1, x2 = sanitize_coordinates(boxes[:, 0], boxes[:, 2], width)
+    y1, y2 = sanitize_coordinates(boxes[:, 1], boxes[:, 3], height)
+    # Whole pixels, truncated as the original's postprocess does (``boxes.long()``), so boxes
+    # and box AP agree with it exactly; the exact relative boxes stay in ``boxes_rel``.
+    pixel_boxes = torch.stack([x1, y1, x2, y2], 1).long().float()
+    return Detections(boxes=pixel_boxes, scores=scores, labels=labels, masks=masks, coefs=coefs, proto=proto,
+                      mask_scores=mask_scores, boxes_rel=boxes, class_names=cfg.class_names)
+
+
+def candidate_priors(raw: dict, conf_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """What NMS sees, for the whole batch: softmax the class logits, decode every prior's box, and
+    mark the priors whose best foreground score is > ``conf_threshold``.
+
+    Returns (candidates [B,P] bool, boxes [B,P,4] point form relative to the input (unclamped),
+    class_scores [B,P,C] in [0,1], background dropped)."""
+    class_scores = F.softmax(raw["conf"].float(), dim=-1)[..., 1:]                      # [B,P,C]
+    candidates = class_scores.max(dim=-1).values > conf_threshold                      # [B,P]
+    boxes = decode(raw["loc"].float(), raw["priors"].float())                          # [B,P,4]
+    return candidates, boxes, class_scores
+
+
 def prior_candidates(raw: dict, b: int, conf_threshold: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """What NMS sees for image ``b``: softmax the class logits, keep the priors whose best
-    foreground score is > ``conf_threshold``, decode their boxes.
-
-    Returns (candidates [P] bool, boxes [n,4] point form relative to the input (unclamped),
-    class_scores [C,n] in [0,1], background dropped), n = candidates.sum()."""
-    class_scores = F.softmax(raw["conf"][b].float(), dim=-1)[:, 1:].t()   # [C,P]
-    candidates = class_scores.max(dim=0).values > conf_threshold
-    boxes = decode(raw["loc"][b].float()[candidates], raw["priors"].float()[candidates])
-    return candidates, boxes, class_scores[:, candidates]
+    """:func:`candidate_priors` for image ``b`` alone, the candidates picked out (what the lessons
+    show NMS). Returns (candidates [P] bool, boxes [n,4], class_scores [C,n]), n = candidates.sum()."""
+    one = {key: raw[key][b:b + 1] for key in ("conf", "loc")}
+    candidates, boxes, class_scores = candidate_priors({**one, "priors": raw["priors"]}, conf_threshold)
+    candidates = candidates[0]
+    return candidates, boxes[0, candidates], class_scores[0, candidates].t()
 
 
-def _candidates_after_nms(raw: dict, b: int, num_protos: int, kind: str,
-                          iou_threshold: float, conf_threshold: float, nms_top_k: int,
-                          max_detections: int | None, score_threshold: float):
-    """Image ``b``'s surviving (boxes, coefs, keep, labels, scores), boxes and coefs already indexed
-    by ``keep``; all None when no prior beats ``conf_threshold``."""
-    candidates, boxes, class_scores = prior_candidates(raw, b, conf_threshold)
-    if len(boxes) == 0:
-        return None, None, None, None, None
-    coefs = raw["coef"][b, :, :num_protos].float()[candidates]
-    keep, labels, scores = run_nms(boxes, class_scores, kind, iou_threshold,
-                                   nms_top_k, conf_threshold, max_detections)
-    if score_threshold > 0:
-        above = scores >= score_threshold
-        keep, labels, scores = keep[above], labels[above], scores[above]
-    return boxes[keep], coefs[keep], keep, labels, scores
+def kept_after_nms(raw: dict, kind: str, iou_threshold: float, nms_top_k: int, conf_threshold: float,
+                   max_detections: int | None):
+    """Softmax, decode and NMS for the whole batch, as fixed-size tensors.
+
+    Returns (boxes [B,P,4] every prior's decoded box, prior_idx [B,D] int64, labels [B,D] 0-based,
+    scores [B,D], valid [B,D] bool), each image's kept detections first, sorted by score, D >= 1.
+    Class-specific Fast NMS runs on the batch at once (:func:`~yolact_edu.ops.nms.batched_fast_nms`);
+    the other kinds run image by image (:func:`~yolact_edu.ops.nms.run_nms`) and are padded to D.
+    """
+    candidates, boxes, class_scores = candidate_priors(raw, conf_threshold)
+    if kind == "fast":
+        prior_idx, labels, scores, valid = batched_fast_nms(boxes, class_scores.transpose(1, 2), candidates,
+                                                            iou_threshold, nms_top_k, max_detections)
+        return boxes, prior_idx, labels, scores, valid
+    per_image = []
+    for b in range(boxes.shape[0]):
+        where = torch.nonzero(candidates[b]).flatten()
+        keep, labels, scores = run_nms(kind, boxes[b, where], class_scores[b, where].t(),
+                                       iou_threshold=iou_threshold, nms_top_k=nms_top_k,
+                                       conf_threshold=conf_threshold, max_detections=max_detections)
+        per_image.append((where[keep], labels, scores))
+    width = max([1] + [len(keep) for keep, _, _ in per_image])
+    prior_idx, labels, scores, valid = (torch.zeros((len(per_image), width), dtype=dtype, device=boxes.device)
+                                        for dtype in (torch.int64, torch.int64, torch.float32, torch.bool))
+    for b, (keep, kept_labels, kept_scores) in enumerate(per_image):
+        n = len(keep)
+        prior_idx[b, :n], labels[b, :n], scores[b, :n], valid[b, :n] = keep, kept_labels, kept_scores, True
+    return boxes, prior_idx, labels, scores, valid

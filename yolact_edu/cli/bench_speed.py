@@ -49,7 +49,7 @@ def add_parser(kinds) -> None:
         help="inference speed: eager vs the fast path, end to end and per stage (table + JSON)",
         description="Time model.predict on uint8 images (image-size masks out, the output forced to --detections "
                     "per image) for each config and batch size, eager fp32 and the fast path (model.optimize(): "
-                    "BatchNorm folded, channels-last, autocast, batched post-processing), medians after warm-up, "
+                    "BatchNorm folded, channels-last, autocast), medians after warm-up, "
                     "all in one process; then the same calls stage by stage (preprocess, backbone, FPN, protonet, "
                     "head, NMS, assembly, upsampling). Random weights: the cost does not depend on them.",
         epilog="examples:\n"

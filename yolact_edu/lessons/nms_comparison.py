@@ -28,10 +28,11 @@ import torchvision
 
 from ..bench.timing import repeat_seconds
 from ..ops.boxes import jaccard
-from ..postprocess import prior_candidates, run_nms
+from ..ops.nms import NMS_KINDS, run_nms
+from ..postprocess import prior_candidates
 from ..viz.draw import place_box_labels
 
-METHODS = ("fast", "cross_class", "standard")
+METHODS = NMS_KINDS
 
 
 @dataclass
@@ -246,7 +247,8 @@ def compare_nms(boxes: torch.Tensor, scores: torch.Tensor, methods: Sequence[str
         cap = None if method == "cross_class" else max_detections
 
         def call(method=method, cap=cap):
-            return run_nms(boxes, scores, method, iou_threshold, nms_top_k, conf_threshold, cap)
+            return run_nms(method, boxes, scores, iou_threshold=iou_threshold, nms_top_k=nms_top_k,
+                           conf_threshold=conf_threshold, max_detections=cap)
 
         keep, classes, kept_scores = call()
         with cpu_threads(threads):

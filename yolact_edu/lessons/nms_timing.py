@@ -27,7 +27,7 @@ import torchvision
 
 from ..bench.timing import median_seconds, repeat_seconds
 from ..ops.boxes import jaccard
-from ..ops.nms import cross_class_fast_nms, fast_nms, standard_nms
+from ..ops.nms import run_nms
 from .nms_comparison import cpu_threads
 
 
@@ -102,11 +102,14 @@ TIMED_METHODS: dict[str, Callable] = {
     "standard, torchvision nms per class":
         lambda b, s, t, k, conf, cap: torchvision_per_class_nms(b, s, t, conf, cap),
     "standard, torchvision batched_nms":
-        lambda b, s, t, k, conf, cap: standard_nms(b, s, t, conf, cap),
+        lambda b, s, t, k, conf, cap: run_nms("standard", b, s, iou_threshold=t, conf_threshold=conf,
+                                              max_detections=cap),
     "Fast NMS":
-        lambda b, s, t, k, conf, cap: fast_nms(b, s, t, k, cap),
+        lambda b, s, t, k, conf, cap: run_nms("fast", b, s, iou_threshold=t, nms_top_k=k, conf_threshold=conf,
+                                              max_detections=cap),
     "cross-class Fast NMS":
-        lambda b, s, t, k, conf, cap: cross_class_fast_nms(b, s, t, k, None),
+        lambda b, s, t, k, conf, cap: run_nms("cross_class", b, s, iou_threshold=t, nms_top_k=k, conf_threshold=conf,
+                                              max_detections=None),
 }
 """name -> fn(boxes, scores, iou_threshold, nms_top_k, conf_threshold, max_detections) -> (keep, classes, scores),
 each with ``detect``'s settings: the standard methods see only pairs above ``conf_threshold``, the

@@ -13,9 +13,10 @@ What the copy does differently, and why each step is safe:
 * optionally ``torch.compile`` (``compile=True``): meant for GPUs at fixed input sizes; on a 2-core
   CPU it compiled in about 30 s and gained nothing measurable (docs/benchmarks.md), so it is off by
   default.
-* batched post-processing (:func:`~yolact_edu.postprocess.detect_batched`): Fast NMS and mask
-  assembly for the whole batch on fixed-size tensors, no host synchronisation until the result is
-  read, and only the kept detections' masks upsampled.
+
+The post-processing is the same as the model's own (:func:`~yolact_edu.postprocess.detect`, the whole
+batch on fixed-size tensors), so a copy's detections differ from the model's only by the rounding
+of the network's outputs.
 
 The copy is for inference only: its BatchNorms are gone, so it refuses ``.train()``; train (and
 save checkpoints of) the original model.

@@ -2,7 +2,6 @@
 -> detect -> :class:`~yolact_edu.detections.Detections` (paper fig. 2)."""
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 
 import torch
@@ -13,7 +12,6 @@ from ..detections import Detections
 from ..loss import YolactLoss
 from ..ops.anchors import make_priors
 from ..postprocess import detect as run_detect
-from ..postprocess import detect_batched as run_detect_batched
 from .backbone import build_backbone
 from .fpn import FPN
 from .head import PredictionHead
@@ -92,29 +90,20 @@ class Yolact(InstanceSegmenter, nn.Module):
 
     # -- inference ------------------------------------------------------------------------
     nms_kinds = ("fast", "cross_class", "standard")
-    detect_extras = ("conf_threshold", "interpolation", "num_protos", "timings", "batched")
+    detect_extras = ("conf_threshold", "interpolation", "num_protos", "timings")
 
     def forced_output_count(self, count: int):
         """Every prior a candidate, ``count`` detections kept (with ``score_threshold=0.0``)."""
         return self.settings(nms_conf_thresh=0.0, max_detections=int(count))
 
-    def detections(self, raw: dict, image_sizes, options: DetectOptions, *, batched: bool | None = None,
-                   **extra) -> list[Detections]:
-        """Raw outputs -> one :class:`Detections` per image; see :func:`yolact_edu.postprocess.detect`.
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, **extra) -> list[Detections]:
+        """Raw outputs -> one :class:`Detections` per image; see :func:`yolact_edu.postprocess.detect`
+        (the whole batch at once, on the model's device).
 
         Its own options: conf_threshold (a prior is a candidate when its best class scores above
-        it; None: ``cfg.nms_conf_thresh``), interpolation, num_protos, timings, and batched (post-
-        process the whole batch at once, :func:`yolact_edu.postprocess.detect_batched`, class-specific
-        Fast NMS with all prototypes only, same results; None: batched on an :meth:`optimize`d copy).
+        it; None: ``cfg.nms_conf_thresh``), interpolation, num_protos and timings.
         """
-        if batched is None:
-            batched = self.fast_path is not None and options.nms == "fast" and extra.get("num_protos") is None
-        if batched and (options.nms != "fast" or extra.get("num_protos") is not None):
-            raise ValueError("batched post-processing runs class-specific Fast NMS with all prototypes "
-                             f"(nms='fast', num_protos=None), got nms={options.nms!r}, "
-                             f"num_protos={extra.get('num_protos')!r}")
-        run = run_detect_batched if batched else functools.partial(run_detect, nms=options.nms)
-        return run(raw, self.cfg, image_sizes, score_threshold=options.score_threshold, top_k=options.top_k,
-                   iou_threshold=options.iou_threshold, crop=options.crop,
-                   mask_threshold=options.mask_threshold, maskiou_net=getattr(self, "maskiou_net", None),
-                   **{k: v for k, v in extra.items() if k != "num_protos" or not batched})
+        return run_detect(raw, self.cfg, image_sizes, score_threshold=options.score_threshold, top_k=options.top_k,
+                          nms=options.nms, iou_threshold=options.iou_threshold, crop=options.crop,
+                          mask_threshold=options.mask_threshold, maskiou_net=getattr(self, "maskiou_net", None),
+                          **extra)

@@ -126,4 +126,29 @@ def standard_nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float
     return det_idx[keep], class_idx[keep], det_scores[keep]
 
 
-NMS_FUNCTIONS = {"fast": fast_nms, "cross_class": cross_class_fast_nms, "standard": standard_nms}
+NMS_KINDS = ("fast", "cross_class", "standard")
+
+
+def run_nms(kind: str, boxes: torch.Tensor, scores: torch.Tensor, *, iou_threshold: float = 0.5,
+            nms_top_k: int = 200, conf_threshold: float = 0.05, max_detections: int | None = 100
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Any of the NMS kinds through one signature (what ``detect``, the lessons and the widgets call).
+
+    kind: "fast" (:func:`fast_nms`), "cross_class" (:func:`cross_class_fast_nms`) or "standard"
+    (:func:`standard_nms`). boxes [n,4] point form; scores [C,n] in [0,1].
+    conf_threshold: what a candidate must score above, in the original's sense for each kind: a box
+    whose best class does (the Fast NMS kinds, as ``detect`` picks its candidate priors), or each
+    (box, class) pair that does (standard NMS, as the original's ``traditional_nms``).
+    nms_top_k: the per-class (cross-class: overall) candidate count of the Fast NMS kinds; standard
+    NMS, like the original's, looks at every pair. max_detections: the output cap (None: none).
+    Returns (keep_idx [m] into the n boxes, classes [m] 0-based, scores [m]) by score, descending.
+    """
+    if kind not in NMS_KINDS:
+        raise ValueError(f"nms must be one of {', '.join(NMS_KINDS)}, got {kind!r}")
+    if kind == "standard":
+        return standard_nms(boxes, scores, iou_threshold, conf_threshold, max_detections)
+    where = torch.nonzero(scores.max(dim=0).values > conf_threshold).flatten() if scores.shape[1] else \
+        torch.zeros(0, dtype=torch.int64, device=scores.device)
+    suppress = fast_nms if kind == "fast" else cross_class_fast_nms
+    keep, classes, kept_scores = suppress(boxes[where], scores[:, where], iou_threshold, nms_top_k, max_detections)
+    return where[keep], classes, kept_scores
