@@ -52,3 +52,10 @@ def test_predict_fast_draws_what_eager_draws(tmp_path, capsys):
     fast = json.loads((tmp_path / "fast" / "detections.json").read_text())
     confident = [r["category"] for r in eager if r["score"] > 0.5]
     assert confident and confident == [r["category"] for r in fast if r["score"] > 0.5]
+
+
+def test_nms_choices_are_every_familys_kinds():
+    from yolact_edu.build import FAMILIES
+    from yolact_edu.cli.common import NMS_CHOICES
+    kinds = {kind for _, model_class in FAMILIES.values() for kind in model_class.nms_kinds}
+    assert set(NMS_CHOICES) == kinds and len(NMS_CHOICES) == len(kinds)

@@ -80,3 +80,19 @@ def test_with_classes_fits_a_config_to_a_dataset():
     assert cfg.with_classes(cfg.class_names) is cfg
     pets = cfg.with_classes(["cat", "dog"])
     assert (pets.num_classes, pets.class_names) == (2, ("cat", "dog")) and pets.max_size == cfg.max_size
+
+
+def test_configs_saved_under_the_old_threshold_names_still_load():
+    from yolact_edu.build import config_from_dict, get_model_config
+    from yolact_edu.config import config_to_dict
+    conf, iou = "nms_conf_thresh", "nms_iou_thresh"
+    for name, renames in (("condinst_tiny", {conf: "candidate_threshold", iou: "nms_threshold"}),
+                          ("solov2_tiny", {conf: "candidate_threshold"}),
+                          ("maskrcnn_tiny", {conf: "box_score_thresh", iou: "box_nms_thresh"})):
+        cfg = get_model_config(name).replace(nms_conf_thresh=0.125)
+        values = config_to_dict(cfg)
+        for new, old in renames.items():
+            values[old] = values.pop(new)
+        assert config_from_dict(values) == cfg
+        values["nms_conf_thresh"] = 0.25          # both names: the new one wins, nothing unknown is left
+        assert config_from_dict(values).nms_conf_thresh == 0.25

@@ -43,6 +43,8 @@ REFUSED = [
     ("condinst_tiny", {"nms": "matrix"}, "condinst_tiny: nms must be one of standard"),
     ("yolact_tiny", {"nms": "matrix"}, "yolact_tiny: nms must be one of fast, cross_class, standard"),
     ("solov2_tiny", {"num_protos": 4}, "solov2_tiny: detect does not take num_protos"),
+    ("maskrcnn_tiny", {"conf_threshold": 0.2}, "maskrcnn_tiny: detect does not take conf_threshold"),
+    ("condinst_tiny", {"conf_threshold": 1.5}, "condinst_tiny: conf_threshold must lie in [0, 1], got 1.5"),
 ]
 OPTIONS = [{"crop": True}, {"crop": False}, {"iou_threshold": 0.5}, {"nms": "standard"}]
 
@@ -110,6 +112,30 @@ def test_refusals_come_before_the_network_runs(family, options, message, image):
     finally:
         handle.remove()
     assert calls == []
+
+
+@pytest.mark.parametrize("name", [n for n in FAMILIES if n != "maskrcnn_tiny"])
+def test_conf_threshold_is_the_candidate_threshold_in_every_family_that_has_one(name, image):
+    model = shipped(name)
+    assert "conf_threshold" in model.detect_extras
+    x = model.preprocess(image)
+    with torch.no_grad():
+        raw = model(x)
+    # (not monotonic in between: with Fast NMS more candidates can also suppress more)
+    counts = [len(model.detect(raw, image.shape[:2], score_threshold=0.0, top_k=500, conf_threshold=t)[0])
+              for t in (0.0, 0.9, 1.0)]
+    assert counts[0] > counts[1] and counts[2] == 0              # no class probability is > 1
+    default = model.detect(raw, image.shape[:2], score_threshold=0.0)[0]
+    same = model.detect(raw, image.shape[:2], score_threshold=0.0, conf_threshold=model.cfg.nms_conf_thresh)[0]
+    assert torch.equal(default.scores, same.scores)        # None means the config's nms_conf_thresh
+
+
+def test_every_family_names_its_candidate_threshold_and_nms_iou_alike():
+    for name in FAMILIES:
+        fields = set(get_model_config(name).__dataclass_fields__)
+        assert "nms_conf_thresh" in fields, name
+        assert ("nms_iou_thresh" in fields) == (shipped(name).iou_refusal is None or name == "maskrcnn_tiny"), name
+        assert not fields & {"candidate_threshold", "nms_threshold", "box_score_thresh", "box_nms_thresh"}, name
 
 
 def test_condinst_crop_changes_its_masks_and_yolact_without_crop_spreads(image):

@@ -27,7 +27,7 @@ def untrained(name):
     heads start at 1% foreground, below every threshold) so that it detects something."""
     torch.manual_seed(0)
     cfg = ye.get_model_config(name).with_classes(SHAPE_CLASSES).replace(max_size=SIZE)
-    for threshold in ("candidate_threshold", "update_threshold"):
+    for threshold in ("nms_conf_thresh", "update_threshold"):
         if hasattr(cfg, threshold):
             cfg = cfg.replace(**{threshold: 0.0})
     return ye.build_model(cfg).eval()

@@ -65,8 +65,8 @@ def test_config_refuses_what_torchvision_would_misplace():
         small_config(max_size=200)
     with pytest.raises(ValueError, match="one size per FPN level"):
         small_config(anchor_sizes=(24, 48))
-    with pytest.raises(ValueError, match="box_nms_thresh"):
-        small_config(box_nms_thresh=1.5)
+    with pytest.raises(ValueError, match="nms_iou_thresh"):
+        small_config(nms_iou_thresh=1.5)
 
 
 # -- training forward ----------------------------------------------------------------------------
@@ -163,9 +163,9 @@ def test_train_and_eval_from_the_command_line(shapes, tmp_path, capsys):
     assert main(["eval", "--weights", str(checkpoint), "--annotations", str(shapes["val_annotations"]),
                  "--images", str(shapes["val_images"]), "--device", "cpu"]) == 0
     assert "mask AP" in capsys.readouterr().out
-    assert main(["predict", "--weights", str(checkpoint), "--nms", "standard",
+    assert main(["predict", "--weights", str(checkpoint), "--nms", "fast",
                  "--output", str(tmp_path / "pred"), str(next(shapes["val_images"].iterdir()))]) == 1
-    assert "runs its own NMS" in capsys.readouterr().err
+    assert "maskrcnn_tiny: nms must be one of standard, got 'fast'" in capsys.readouterr().err
     assert main(["predict", "--weights", str(checkpoint), "--score-threshold", "0", "--output",
                  str(tmp_path / "pred"), str(next(shapes["val_images"].iterdir()))]) == 0
     assert len(json.loads((tmp_path / "pred" / "detections.json").read_text())) > 0

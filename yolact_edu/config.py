@@ -204,6 +204,13 @@ class YolactConfig(ModelConfig):
         return len(self.pred_scales[0]) * len(self.aspect_ratios)
 
 
+# Config fields renamed so that one idea has one name in every family (issue 27): the relatives'
+# candidate threshold and NMS IoU now carry YOLACT's names. Checkpoints, shipped files and ONNX
+# metadata written under the old names are read through this map.
+RENAMED_FIELDS = {"candidate_threshold": "nms_conf_thresh", "nms_threshold": "nms_iou_thresh",
+                  "box_score_thresh": "nms_conf_thresh", "box_nms_thresh": "nms_iou_thresh"}
+
+
 def config_to_dict(cfg: ModelConfig) -> dict:
     """The config as plain Python values (for checkpoints and JSON), its ``family`` included."""
     return {"family": cfg.family, **dataclasses.asdict(cfg)}
@@ -222,6 +229,9 @@ def config_from_dict(values: dict, config_class: type[ModelConfig] | None = None
     if family != config_class.family:
         raise ValueError(f"a {family!r} config cannot be read as a {config_class.family!r} one")
     fields = {f.name for f in dataclasses.fields(config_class)}
+    for old_name, name in RENAMED_FIELDS.items():     # files written before the rename still load
+        if old_name in values and old_name not in fields and name in fields:
+            values.setdefault(name, values.pop(old_name))
     unknown = sorted(set(values) - fields)
     if unknown:
         raise ValueError(f"unknown config fields: {', '.join(unknown)}")

@@ -146,6 +146,11 @@ def add_device_option(parser) -> None:
                         help="cpu, cuda, cuda:1 ... (default: auto, this process's GPU if CUDA is available)")
 
 
+# Every family's NMS kinds (its ``nms_kinds``), written out so that building the parser imports no
+# torch; tests/test_cli.py checks it against the families.
+NMS_CHOICES = ("fast", "cross_class", "standard", "matrix")
+
+
 def add_inference_options(parser: argparse.ArgumentParser) -> None:
     """The model and drawing options that ``predict`` and ``video`` share."""
     parser.add_argument("--weights", help="checkpoint (.pth, yolact_edu or official); without it a "
@@ -155,14 +160,15 @@ def add_inference_options(parser: argparse.ArgumentParser) -> None:
                         help="hide detections scoring below this, 0..1 (default 0.15; 0 without weights)")
     parser.add_argument("--top-k", type=positive_int, default=15,
                         help="draw at most this many (default: %(default)s)")
-    parser.add_argument("--nms", choices=("fast", "cross_class", "standard"),
-                        help="YOLACT's NMS (default: fast); the other families run their own")
+    parser.add_argument("--nms", choices=NMS_CHOICES,
+                        help="the suppression, one the model's family has (default: its own first; YOLACT: fast, "
+                             "cross_class or standard; the README's table lists each family's)")
     add_device_option(parser)
     parser.add_argument("--autocast", choices=("fp16", "bf16"),
                         help="mixed-precision inference (bf16 on a CPU only where it has native bf16)")
     parser.add_argument("--fast", action="store_true",
                         help="the fast path (model.optimize(): BatchNorm folded, channels-last, autocast where "
-                             "the hardware has it, batched post-processing)")
+                             "the hardware has it)")
     parser.add_argument("--seed", type=non_negative_int, default=0,
                         help="seed of the random model (default: %(default)s)")
     parser.add_argument("--force", action="store_true",
@@ -183,7 +189,6 @@ def inference_model(args):
     import torch
 
     from ..build import build_model
-    from ..config import YolactConfig
     from ..training.checkpoint import load_model
 
     chosen = device(args.device)
@@ -198,11 +203,11 @@ def inference_model(args):
         threshold = 0.0 if args.score_threshold is None else args.score_threshold
         # An untrained YOLACT's softmax is nearly flat (~1/(C+1) per class), below the usual 0.05
         # candidate threshold; lower it so the picture still shows the pipeline's output.
-        detect_kwargs = {"conf_threshold": 0.0} if isinstance(model.cfg, YolactConfig) else {}
+        # The relatives' sigmoid scores start near their prior_prob (0.01), below theirs too.
+        detect_kwargs = {"conf_threshold": 0.0} if "conf_threshold" in model.detect_extras else {}
     if args.nms is not None:
-        if not isinstance(model.cfg, YolactConfig):
-            raise ValueError(f"--nms chooses YOLACT's NMS; {model.cfg.name} runs its own NMS")
         detect_kwargs["nms"] = args.nms
+    model.checked_options(**detect_kwargs)       # e.g. an NMS the family does not have, refused now
     if getattr(args, "fast", False):
         model = model.optimize(autocast=args.autocast or "auto")
         print(f"fast path: {model.fast_path.describe()}")
@@ -268,6 +273,8 @@ CLI_WORDING = (
     ("force=True", "--force"),
     ("tensorboard=True", "--tensorboard"),
     ("lower batch_size", "lower --batch-size"),
+    ("minutes= sets", "--minutes sets"),
+    ("max_iter= and quick=True set", "--max-iter and --quick set"),
     ("pass overwrite=True to regenerate", "regenerate it with: yolact-edu data shapes --force"),
     ("pass images_from=<local COCO image folder>", "pass --images-from with the local COCO image folder"),
 )

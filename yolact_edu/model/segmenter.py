@@ -164,15 +164,19 @@ class InstanceSegmenter:
 
     # -- inference ------------------------------------------------------------------------
     def detect_options(self, score_threshold=DEFAULT_SCORE_THRESHOLD, top_k=None, mask_threshold=0.5,
-                       nms=None, iou_threshold=None, crop=None) -> DetectOptions:
+                       nms=None, iou_threshold=None, crop=None, **extra) -> DetectOptions:
         """The options checked against what this family can honour: a ValueError naming the
-        family and the reason for a value out of range or an option it cannot honour."""
+        family and the reason for a value out of range or an option it cannot honour. ``extra``:
+        the family's own options (only their values are checked here: ``conf_threshold``, the score
+        a candidate needs before NMS, in the families that take it)."""
         try:                # the same value checks as the post-processing's own, named for this model
             check_fraction("score_threshold", score_threshold)
             check_fraction("mask_threshold", mask_threshold)
             check_output_cap(top_k)
             if iou_threshold is not None and self.iou_refusal is None:
                 check_fraction("iou_threshold", iou_threshold)
+            if extra.get("conf_threshold") is not None:
+                check_fraction("conf_threshold", extra["conf_threshold"])
         except ValueError as exc:
             raise ValueError(f"{self.config_name}: {exc}") from None
         kind = self.nms_kinds[0] if nms is None else nms
@@ -199,7 +203,7 @@ class InstanceSegmenter:
             takes = ", ".join(self.detect_extras)
             raise ValueError(f"{self.config_name}: detect does not take {', '.join(unknown)} "
                              f"(its own options: {takes})")
-        return self.detect_options(score_threshold, top_k, mask_threshold, nms, iou_threshold, crop), extra
+        return self.detect_options(score_threshold, top_k, mask_threshold, nms, iou_threshold, crop, **extra), extra
 
     def detect(self, raw: dict, image_sizes, **options) -> list:
         """Raw outputs (``self(x)`` in eval mode) -> one :class:`~yolact_edu.detections.Detections`

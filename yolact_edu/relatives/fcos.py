@@ -65,16 +65,16 @@ class FCOSConfig(ModelConfig):
     focal_alpha: float = 0.25
     focal_gamma: float = 2.0
     prior_prob: float = 0.01                             # initial foreground probability
-    candidate_threshold: float = 0.05                    # sigmoid(class) a candidate needs
+    nms_conf_thresh: float = 0.05                        # sigmoid(class) a candidate needs
     pre_nms_top_n: int = 300                             # candidates per image before NMS
-    nms_threshold: float = 0.6
+    nms_iou_thresh: float = 0.6                          # class-wise NMS
     mask_train_instances: int = 32                       # positives per image the mask loss samples
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._require_integers(("backbone_width", 1), ("fpn_features", 1), ("head_channels", 1),
                                ("tower_convs", 0), ("pre_nms_top_n", 1), ("mask_train_instances", 1))
-        self._require_fractions("candidate_threshold", "nms_threshold", "prior_prob", "focal_alpha")
+        self._require_fractions("nms_conf_thresh", "nms_iou_thresh", "prior_prob", "focal_alpha")
         levels = len(self.selected_layers) + self.fpn_num_downsample
         if len(self.strides) != levels or len(self.size_ranges) != levels:
             raise ValueError(f"config {self.name!r}: strides and size_ranges need one entry per FPN "
@@ -289,16 +289,20 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
     crop_refusals = {False: "its masks are predicted inside each box (RoIAlign): nothing outside the box exists "
                             "to keep"}
 
-    def detections(self, raw: dict, image_sizes, options: DetectOptions, timings: dict | None = None
-                   ) -> list[Detections]:
+    detect_extras = ("conf_threshold", "timings")
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, conf_threshold: float | None = None,
+                   timings: dict | None = None) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image: FCOS's boxes and scores, the family's
         masks pasted into the boxes (``roi_masks``) or resized from the whole input, thresholded.
-        ``iou_threshold`` None: ``cfg.nms_threshold``; ``timings`` as YOLACT's (three stages)."""
+        ``iou_threshold`` None: ``cfg.nms_iou_thresh``; ``conf_threshold`` (what sigmoid(class) a
+        location needs to be a candidate) None: ``cfg.nms_conf_thresh``; ``timings`` as YOLACT's."""
         image_sizes = per_image_sizes(image_sizes, raw["ltrb"].shape[0])
         cfg, results, device = self.cfg, [], raw["ltrb"].device
         for b, size in enumerate(image_sizes):
             with stage_timer(timings, "decode + NMS", device):
-                found = self.fcos_detect(raw, b, options.score_threshold, options.iou_threshold, options.top_k)
+                found = self.fcos_detect(raw, b, options.score_threshold, options.iou_threshold, options.top_k,
+                                         conf_threshold)
             with stage_timer(timings, "assembly + crop", device):
                 probs = self.instance_mask_probs(raw, b, found).float()
             with stage_timer(timings, "upsample + threshold", device):
@@ -322,25 +326,27 @@ class FCOSSegmenter(InstanceSegmenter, nn.Module):
     def forced_output_count(self, count: int):
         """A context in which :meth:`detect` returns ``count`` detections whatever the scores (no
         candidate threshold, no suppression), so a timing pays for exactly that many masks."""
-        return self.settings(candidate_threshold=0.0, nms_threshold=1.0, max_detections=int(count),
+        return self.settings(nms_conf_thresh=0.0, nms_iou_thresh=1.0, max_detections=int(count),
                              pre_nms_top_n=max(self.cfg.pre_nms_top_n, int(count)))
 
     def fcos_detect(self, raw: dict, image: int, score_threshold: float = 0.0, iou_threshold: float | None = None,
-                    top_k: int | None = None) -> dict[str, torch.Tensor]:
+                    top_k: int | None = None, conf_threshold: float | None = None) -> dict[str, torch.Tensor]:
         """One image's detections in input pixels: "location" [N] (index into L, for the mask
         parts), "boxes" [N,4] xyxy clipped to the input, "scores" [N] in [0,1] (>= ``score_threshold``),
         "labels" [N] 0-based; by score, after class-wise NMS at ``iou_threshold`` (None:
-        ``cfg.nms_threshold``), at most ``top_k`` (None: ``cfg.max_detections``)."""
+        ``cfg.nms_iou_thresh``), at most ``top_k`` (None: ``cfg.max_detections``), from the locations
+        whose sigmoid(class) is > ``conf_threshold`` (None: ``cfg.nms_conf_thresh``)."""
         cfg = self.cfg
         probs = torch.sigmoid(raw["class_logits"][image].float())                      # [L,C]
         centre = torch.sigmoid(raw["centerness"][image].float())                      # [L]
-        location, label = torch.nonzero(probs > cfg.candidate_threshold, as_tuple=True)
+        conf_threshold = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
+        location, label = torch.nonzero(probs > conf_threshold, as_tuple=True)
         scores = torch.sqrt(probs[location, label] * centre[location])
         top = scores.topk(min(cfg.pre_nms_top_n, len(scores))).indices
         location, label, scores = location[top], label[top], scores[top]
         points, _ = self.locations(probs.device)
         boxes = ltrb_to_boxes(points[location], raw["ltrb"][image, location].float()).clamp(0, cfg.max_size)
-        keep = batched_nms(boxes, scores, label, cfg.nms_threshold if iou_threshold is None else iou_threshold)
+        keep = batched_nms(boxes, scores, label, cfg.nms_iou_thresh if iou_threshold is None else iou_threshold)
         keep = keep[scores[keep] >= score_threshold][:cfg.max_detections if top_k is None else top_k]
         return {"location": location[keep], "boxes": boxes[keep], "scores": scores[keep], "labels": label[keep]}
 

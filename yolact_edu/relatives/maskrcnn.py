@@ -74,8 +74,8 @@ class MaskRCNNConfig(ModelConfig):
     box_batch_size_per_image: int = 64                 # RoIs sampled per image for the box loss (1/4 positive)
     box_head_channels: int = 256                       # the 2 FC layers
     mask_head_channels: int = 64                       # the 4 convs of the mask head
-    box_score_thresh: float = 0.05
-    box_nms_thresh: float = 0.5
+    nms_conf_thresh: float = 0.05                      # torchvision's box_score_thresh
+    nms_iou_thresh: float = 0.5                        # torchvision's box_nms_thresh
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -83,7 +83,7 @@ class MaskRCNNConfig(ModelConfig):
                                ("mask_head_channels", 1), ("box_batch_size_per_image", 1),
                                ("rpn_pre_nms_top_n_train", 1), ("rpn_post_nms_top_n_train", 1),
                                ("rpn_pre_nms_top_n_test", 1), ("rpn_post_nms_top_n_test", 1))
-        self._require_fractions("box_score_thresh", "box_nms_thresh")
+        self._require_fractions("nms_conf_thresh", "nms_iou_thresh")
         levels = len(self.selected_layers) + self.fpn_num_downsample
         if len(self.anchor_sizes) != levels:
             raise ValueError(f"config {self.name!r}: anchor_sizes needs one size per FPN level ({levels}), "
@@ -143,7 +143,7 @@ class MaskRCNNTiny(InstanceSegmenter, MaskRCNN):
             box_roi_pool=MultiScaleRoIAlign(levels, output_size=7, sampling_ratio=2),
             box_head=TwoMLPHead(channels * 7 * 7, cfg.box_head_channels),
             box_predictor=FastRCNNPredictor(cfg.box_head_channels, classes),
-            box_score_thresh=cfg.box_score_thresh, box_nms_thresh=cfg.box_nms_thresh,
+            box_score_thresh=cfg.nms_conf_thresh, box_nms_thresh=cfg.nms_iou_thresh,
             box_detections_per_img=cfg.max_detections, box_batch_size_per_image=cfg.box_batch_size_per_image,
             mask_roi_pool=MultiScaleRoIAlign(levels, output_size=14, sampling_ratio=2),
             mask_head=MaskRCNNHeads(channels, (cfg.mask_head_channels,) * 4, 1),
@@ -190,7 +190,7 @@ class MaskRCNNTiny(InstanceSegmenter, MaskRCNN):
     # -- inference ------------------------------------------------------------------------
     nms_kinds = ("standard",)
     iou_refusal = ("torchvision's RoI heads run its NMS inside the forward pass, before detect sees the boxes "
-                   "(box_nms_thresh in its config sets the IoU)")
+                   "(nms_iou_thresh in its config sets the IoU)")
     crop_refusals = {False: "its masks are predicted inside each box (RoIAlign): nothing outside the box exists "
                             "to keep"}
 

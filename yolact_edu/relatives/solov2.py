@@ -109,7 +109,7 @@ class SOLOv2Config(ModelConfig):
     focal_gamma: float = 2.0
     prior_prob: float = 0.01
     mask_loss_weight: float = 3.0
-    candidate_threshold: float = 0.1
+    nms_conf_thresh: float = 0.1                          # sigmoid(class) a grid cell needs
     pre_nms_top_n: int = 300
     matrix_nms_kernel: str = "gaussian"
     matrix_nms_sigma: float = 2.0
@@ -119,7 +119,7 @@ class SOLOv2Config(ModelConfig):
         super().__post_init__()
         self._require_integers(("backbone_width", 1), ("fpn_features", 1), ("head_channels", 1),
                                ("tower_convs", 1), ("mask_feature_channels", 1), ("pre_nms_top_n", 1))
-        self._require_fractions("candidate_threshold", "update_threshold", "prior_prob", "focal_alpha",
+        self._require_fractions("nms_conf_thresh", "update_threshold", "prior_prob", "focal_alpha",
                                 "center_epsilon")
         levels = len(self.selected_layers) + self.fpn_num_downsample
         if len(self.grids) != levels or len(self.scale_ranges) != levels:
@@ -228,7 +228,7 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
     def forced_output_count(self, count: int):
         """A context in which :meth:`detect` keeps up to ``count`` masks whatever their scores (no
         candidate or update threshold); cells whose mask is empty still drop out, so fewer may come."""
-        return self.settings(candidate_threshold=0.0, update_threshold=0.0, max_detections=int(count),
+        return self.settings(nms_conf_thresh=0.0, update_threshold=0.0, max_detections=int(count),
                              pre_nms_top_n=max(self.cfg.pre_nms_top_n, int(count)))
 
     nms_kinds = ("matrix",)
@@ -239,16 +239,19 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
     crop_default = None
     crop_refusals = {True: _NO_BOXES, False: _NO_BOXES}
 
-    def detections(self, raw: dict, image_sizes, options: DetectOptions, timings: dict | None = None
-                   ) -> list[Detections]:
+    detect_extras = ("conf_threshold", "timings")
+
+    def detections(self, raw: dict, image_sizes, options: DetectOptions, conf_threshold: float | None = None,
+                   timings: dict | None = None) -> list[Detections]:
         """Raw outputs -> one :class:`Detections` per image (masks resized to the image; boxes
-        are the masks' own)."""
+        are the masks' own). ``conf_threshold``: what sigmoid(class) a grid cell needs to be a
+        candidate (None: ``cfg.nms_conf_thresh``)."""
         cfg = self.cfg
         image_sizes = per_image_sizes(image_sizes, raw["kernels"].shape[0])
         results, device = [], raw["kernels"].device
         for b, size in enumerate(image_sizes):
             with stage_timer(timings, "decode + NMS", device):      # masks are assembled before Matrix NMS
-                found = self.grid_detect(raw, b, options.mask_threshold, options.top_k)
+                found = self.grid_detect(raw, b, options.mask_threshold, options.top_k, conf_threshold)
                 keep = torch.nonzero(found["scores"] >= options.score_threshold).flatten()
             with stage_timer(timings, "upsample + threshold", device):
                 results.append(detections_from_image_masks(found["scores"][keep], found["labels"][keep],
@@ -262,14 +265,16 @@ class SOLOv2Tiny(InstanceSegmenter, nn.Module):
     def backbone_modules(self):
         return [self.trunk.body]
 
-    def grid_detect(self, raw: dict, image: int, mask_threshold: float = 0.5, top_k: int | None = None
-                    ) -> dict[str, torch.Tensor]:
+    def grid_detect(self, raw: dict, image: int, mask_threshold: float = 0.5, top_k: int | None = None,
+                    conf_threshold: float | None = None) -> dict[str, torch.Tensor]:
         """One image: "cell" [N] (index into T), "labels" [N], "scores" [N] (after Matrix NMS,
         sorted), "probs" [N,S/4,S/4] and "scores_before" [N] (category x maskness); at most
-        ``top_k`` (None: ``cfg.max_detections``)."""
+        ``top_k`` (None: ``cfg.max_detections``), from the cells whose sigmoid(class) is >
+        ``conf_threshold`` (None: ``cfg.nms_conf_thresh``)."""
         cfg = self.cfg
+        conf_threshold = cfg.nms_conf_thresh if conf_threshold is None else conf_threshold
         probs = self.point_nms(torch.sigmoid(raw["category_logits"][image].float()))
-        cell, label = torch.nonzero(probs > cfg.candidate_threshold, as_tuple=True)
+        cell, label = torch.nonzero(probs > conf_threshold, as_tuple=True)
         scores = probs[cell, label]
         top = scores.topk(min(cfg.pre_nms_top_n, len(scores))).indices
         cell, label, scores = cell[top], label[top], scores[top]
