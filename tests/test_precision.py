@@ -12,7 +12,7 @@ from yolact_edu.build import build_model
 from yolact_edu.cli.main import main
 from yolact_edu.config import get_config
 from yolact_edu.data import CocoDataset, make_shapes
-from yolact_edu.model.fast_path import resolve_autocast
+from yolact_edu.model.fast_path import autocast_reason, resolve_autocast
 from yolact_edu.training.trainer import Trainer
 
 XEON = CpuFeatures("Intel(R) Xeon(R) Platinum 8375C CPU @ 2.90GHz",
@@ -65,6 +65,15 @@ def test_auto_picks_fp32_and_bf16_is_refused_without_native_bf16(without_bf16):
     assert resolve_autocast("bf16", torch.device("cuda")) == "bf16"
     with pytest.raises(ValueError, match="would only emulate it"):
         resolve_autocast("bf16", torch.device("cpu"))
+
+
+def test_auto_says_what_it_picks_and_which_flags_decided(without_bf16, monkeypatch):
+    line = autocast_reason("cpu")
+    assert line.startswith("auto -> fp32") and XEON.model in line and "avx512_bf16" in line
+    assert "VNNI: yes" in line and "int8 is not offered" in line and "\n" not in line
+    assert autocast_reason("cuda") == "auto -> fp16: a CUDA device"
+    monkeypatch.setattr(cpu, "this_cpu", lambda: EPYC_BF16)
+    assert autocast_reason("cpu") == f"auto -> bf16: {EPYC_BF16.model} computes bf16 in hardware"
 
 
 def test_bf16_is_chosen_where_it_is_native(with_bf16):

@@ -1,6 +1,7 @@
 """Rewrite README.md's generated tables: the shipped models (from the shipped files' metadata; run after
-exporting a model) and the detect options each family honours (from the model classes).
-tests/test_shipped_models.py and tests/test_families.py fail until the README agrees.
+exporting a model), the detect options each family honours (from the model classes) and the recorded
+demo runs (docs/demo_runs/*.json). tests/test_shipped_models.py, tests/test_families.py and
+tests/test_budget.py fail until the README agrees.
 
     .venv/bin/python tools/update_readme.py
 """
@@ -8,9 +9,11 @@ import re
 from pathlib import Path
 
 from yolact_edu.build import detect_options_markdown
+from yolact_edu.cli.demo import demo_runs_table
 from yolact_edu.lessons.pretrained import EVERY_SHIPPED, shipped_table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README, DEMO_RUNS = ROOT / "README.md", ROOT / "docs" / "demo_runs"
 
 
 def replace_between(text: str, marker: str, table: str) -> str:
@@ -22,7 +25,8 @@ def replace_between(text: str, marker: str, table: str) -> str:
 
 def main() -> None:
     text = replace_between(README.read_text(), "shipped-models", shipped_table(EVERY_SHIPPED))
-    README.write_text(replace_between(text, "detect-options", detect_options_markdown()))
+    text = replace_between(text, "detect-options", detect_options_markdown())
+    README.write_text(replace_between(text, "demo-runs", demo_runs_table(DEMO_RUNS)))
     print(f"updated {README}")
 
 

@@ -100,6 +100,7 @@ def run(args) -> int:
     from ..build import build_model
     from ..config import YolactConfig
     from ..data.images import read_image, sample_image
+    from ..model.fast_path import autocast_reason
     from ..training.checkpoint import load_model
 
     if args.weights and args.configs:
@@ -155,7 +156,7 @@ def run(args) -> int:
     print(f"{env['machine']}, torch {env['torch']}" + (f", CUDA {env['cuda']}, driver {env['driver']}"
                                                       if "cuda" in env else ""))
     if chosen.type == "cpu":      # the flags that decided the fast path's precision ("auto")
-        print(f"CPU: {env['cpu']}")
+        print(f"CPU: {env['cpu']}; {autocast_reason(chosen)}")
     print(f"{width}x{height} image, {args.detections} detections per image, median of {args.repeats} after "
           f"{args.warmup} warm-up; stage times are the whole batch's, in ms\n")
     print(speed.speed_table(rows))

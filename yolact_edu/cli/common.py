@@ -273,8 +273,6 @@ CLI_WORDING = (
     ("force=True", "--force"),
     ("tensorboard=True", "--tensorboard"),
     ("lower batch_size", "lower --batch-size"),
-    ("minutes= sets", "--minutes sets"),
-    ("max_iter= and quick=True set", "--max-iter and --quick set"),
     ("pass overwrite=True to regenerate", "regenerate it with: yolact-edu data shapes --force"),
     ("pass images_from=<local COCO image folder>", "pass --images-from with the local COCO image folder"),
 )

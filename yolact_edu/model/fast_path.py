@@ -29,7 +29,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..bench.cpu import cpu_has_native_bf16, refuse_emulated_bf16
+from ..bench import cpu as cpu_features
+from ..bench.cpu import BF16_FLAGS, cpu_has_native_bf16, refuse_emulated_bf16
 from .fold import fold_batchnorm
 
 AUTOCAST_CHOICES = ("auto", "fp32", "fp16", "bf16")
@@ -48,6 +49,19 @@ def resolve_autocast(requested: str, device: torch.device) -> str | None:
     if device.type == "cuda":
         return "fp16"
     return "bf16" if device.type == "cpu" and cpu_has_native_bf16() else None
+
+
+def autocast_reason(device) -> str:
+    """One line: what ``autocast="auto"`` picks on ``device`` and what decided it (the CPU's flags)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "auto -> fp16: a CUDA device"
+    cpu = cpu_features.this_cpu()        # looked up on the module, so a test can stand in another CPU
+    if cpu.native_bf16:
+        return f"auto -> bf16: {cpu.model} computes bf16 in hardware"
+    return (f"auto -> fp32: {cpu.model} has no native bf16 ({', '.join(BF16_FLAGS[:2])}); int8 is not offered "
+            f"(VNNI: {'yes' if cpu.vnni else 'no'}): onnxruntime's static int8 kept the AP but missed the fast "
+            "path's guard (docs/benchmarks.md)")
 
 
 @dataclass
@@ -88,4 +102,5 @@ def optimized_copy(model: nn.Module, autocast: str = "auto", channels_last: bool
     return fast
 
 
-__all__ = ["FastPath", "optimized_copy", "resolve_autocast", "cpu_has_native_bf16", "AUTOCAST_CHOICES"]
+__all__ = ["FastPath", "optimized_copy", "resolve_autocast", "cpu_has_native_bf16", "AUTOCAST_CHOICES",
+           "autocast_reason"]
