@@ -205,7 +205,7 @@ def demo_runs_table(folder: str | Path) -> str:
                      "budget": f"{budget['budget'] / 60:g} min" if budget else "-",
                      "iterations": run["iterations"],
                      "s / iteration": f"{budget['seconds_per_iteration']:.2f}" if budget else "-",
-                     "training": f"{run['train_seconds']:.0f} s", "whole run": f"{run['total_seconds']:.0f} s",
+                     "data and training": f"{run['train_seconds']:.0f} s", "whole run": f"{run['total_seconds']:.0f} s",
                      "box AP": f"{run['box_AP']:.3f}", "mask AP": f"{run['mask_AP']:.3f}",
                      "mask AP50": f"{run['mask_AP50']:.3f}"})
     return markdown_table(rows)
