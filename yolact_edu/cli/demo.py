@@ -139,9 +139,12 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
               f"of {max_iter} to keep the budget")
     print(f"look at {out_dir}/: detections/*.png (what it finds), prototypes.png (its 32 prototypes), "
           f"loss_curve.png, metrics.json; {CHECKPOINT} is the model (yolact-edu predict --weights ...)")
-    if plan is not None:
-        print(f"to repeat this run exactly, on any machine: yolact-edu demo --max-iter {summary['iteration']}"
-              + (f" --seed {seed}" if seed else ""))
+    seed_option = f" --seed {seed}" if seed else ""
+    if plan is not None and summary["iteration"] == max_iter:
+        print(f"to repeat this run exactly, on any machine: yolact-edu demo --max-iter {max_iter}{seed_option}")
+    elif plan is not None:       # cut short (deadline, Ctrl+C): its schedule was planned for max_iter
+        print(f"this run stopped at iteration {summary['iteration']} of the {max_iter} planned; "
+              f"yolact-edu demo --max-iter {max_iter}{seed_option} trains all of them")
     return metrics
 
 
