@@ -141,7 +141,7 @@ def run_demo(out_dir: str | Path = "outputs/demo", data_root: str | Path = "data
           f"loss_curve.png, metrics.json; {CHECKPOINT} is the model (yolact-edu predict --weights ...)")
     seed_option = f" --seed {seed}" if seed else ""
     if plan is not None and summary["iteration"] == max_iter:
-        print(f"to repeat this run exactly, on any machine: yolact-edu demo --max-iter {max_iter}{seed_option}")
+        print(f"to repeat this run (exactly, on this machine): yolact-edu demo --max-iter {max_iter}{seed_option}")
     elif plan is not None:       # cut short (deadline, Ctrl+C): its schedule was planned for max_iter
         print(f"this run stopped at iteration {summary['iteration']} of the {max_iter} planned; "
               f"yolact-edu demo --max-iter {max_iter}{seed_option} trains all of them")

@@ -7,8 +7,8 @@ the iteration count instead: a few optimiser steps on a copy of the model measur
 iteration costs on this machine, and the run then trains for the iterations that fit, as an ordinary
 run of that many iterations. Its learning rate follows the recipe's cosine over those iterations,
 which is a cosine over the elapsed time as long as the steps keep their measured pace; and because
-the run is an ordinary one, ``--max-iter N`` with the recorded ``N`` repeats it exactly on any
-machine (the schedule never depends on a clock).
+the run is an ordinary one, ``--max-iter N`` with the recorded ``N`` repeats it (exactly on the same
+machine: the schedule never depends on a clock, only the float rounding of another CPU differs).
 """
 from __future__ import annotations
 
