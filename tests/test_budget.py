@@ -22,6 +22,12 @@ def shapes(tmp_path_factory):
                        min_size=128, max_size=160)
 
 
+@pytest.fixture(scope="module")
+def train_set(shapes):
+    return CocoDataset(shapes["train_annotations"], shapes["train_images"], max_size=96, augment="light",
+                       verbose=False)
+
+
 def small_model(train_set):
     cfg = get_config("yolact_tiny").replace(max_size=96, batch_size=4).with_classes(train_set.class_names)
     torch.manual_seed(0)
@@ -37,10 +43,8 @@ def test_the_plan_fits_the_iterations_in_what_is_left():
         plan_iterations(0.0, 0.0, 0.0, 0.5)
 
 
-def test_the_probe_leaves_the_model_the_random_state_and_the_disk_alone(shapes, tmp_path, monkeypatch):
+def test_the_probe_leaves_the_model_the_random_state_and_the_disk_alone(train_set, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    train_set = CocoDataset(shapes["train_annotations"], shapes["train_images"], max_size=96, augment="light",
-                            verbose=False)
     model = small_model(train_set)
     before = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(5)
@@ -52,9 +56,7 @@ def test_the_probe_leaves_the_model_the_random_state_and_the_disk_alone(shapes, 
     assert model.training and os.listdir(tmp_path) == []
 
 
-def test_the_deadline_stops_the_run_at_a_step_boundary_with_a_checkpoint(shapes, tmp_path):
-    train_set = CocoDataset(shapes["train_annotations"], shapes["train_images"], max_size=96, augment="light",
-                            verbose=False)
+def test_the_deadline_stops_the_run_at_a_step_boundary_with_a_checkpoint(train_set, tmp_path):
     trainer = Trainer(small_model(train_set), train_set, out_dir=tmp_path, max_iter=50, device="cpu",
                       log_every=1, progress=False)
     deadline = Deadline(trainer, seconds=0.0)

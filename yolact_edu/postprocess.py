@@ -176,13 +176,10 @@ def kept_after_nms(raw: dict, kind: str, iou_threshold: float, nms_top_k: int, c
         prior_idx, labels, scores, valid = batched_fast_nms(boxes, class_scores.transpose(1, 2), candidates,
                                                             iou_threshold, nms_top_k, max_detections)
         return boxes, prior_idx, labels, scores, valid
-    per_image = []
-    for b in range(boxes.shape[0]):
-        where = torch.nonzero(candidates[b]).flatten()
-        keep, labels, scores = run_nms(kind, boxes[b, where], class_scores[b, where].t(),
-                                       iou_threshold=iou_threshold, nms_top_k=nms_top_k,
-                                       conf_threshold=conf_threshold, max_detections=max_detections)
-        per_image.append((where[keep], labels, scores))
+    # run_nms picks each image's candidates itself, by the same conf_threshold
+    per_image = [run_nms(kind, boxes[b], class_scores[b].t(), iou_threshold=iou_threshold, nms_top_k=nms_top_k,
+                         conf_threshold=conf_threshold, max_detections=max_detections)
+                 for b in range(boxes.shape[0])]
     width = max([1] + [len(keep) for keep, _, _ in per_image])
     prior_idx, labels, scores, valid = (torch.zeros((len(per_image), width), dtype=dtype, device=boxes.device)
                                         for dtype in (torch.int64, torch.int64, torch.float32, torch.bool))

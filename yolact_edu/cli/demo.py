@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from ..bench.timing import machine_name
+from ..bench.timing import machine_name, median_seconds
 from ..config import get_config
 from ..data import CocoDataset, make_shapes
 from ..files.output_folder import OutputFolder
@@ -172,18 +172,11 @@ def _plan(model, train_set, val_set, num_drawn: int, budget: float, start: float
     return plan
 
 
-def _seconds_per_prediction(model, dataset, device, count: int = 3) -> float:
-    """Seconds of ``predict`` on one val image (the median of the last ``count - 1`` of ``count``),
-    on an eval-mode copy of ``model`` (an untrained model keeps every candidate: the slowest case)."""
-    copied = model.eval_copy().to(device)
-    times = []
-    for index in range(count):
-        image = dataset.load_image(index % len(dataset))
-        started = time.perf_counter()
-        with torch.no_grad():
-            copied.predict(image, score_threshold=0.0)
-        times.append(time.perf_counter() - started)
-    return sorted(times[1:])[len(times[1:]) // 2]
+def _seconds_per_prediction(model, dataset, device) -> float:
+    """Seconds of ``predict`` on one val image (median of 2 after 1 untimed), on an eval-mode copy of
+    ``model`` (an untrained model keeps every candidate: the slowest case)."""
+    copied, image = model.eval_copy().to(device), dataset.load_image(0)
+    return median_seconds(lambda: copied.predict(image, score_threshold=0.0), repeats=2, device=device)
 
 
 # What a recorded run keeps of metrics.json (docs/demo_runs/*.json): no paths, which name the machine.

@@ -147,8 +147,7 @@ def run_nms(kind: str, boxes: torch.Tensor, scores: torch.Tensor, *, iou_thresho
         raise ValueError(f"nms must be one of {', '.join(NMS_KINDS)}, got {kind!r}")
     if kind == "standard":
         return standard_nms(boxes, scores, iou_threshold, conf_threshold, max_detections)
-    where = torch.nonzero(scores.max(dim=0).values > conf_threshold).flatten() if scores.shape[1] else \
-        torch.zeros(0, dtype=torch.int64, device=scores.device)
+    where = torch.nonzero(scores.max(dim=0).values > conf_threshold).flatten()
     suppress = fast_nms if kind == "fast" else cross_class_fast_nms
     keep, classes, kept_scores = suppress(boxes[where], scores[:, where], iou_threshold, nms_top_k, max_detections)
     return where[keep], classes, kept_scores

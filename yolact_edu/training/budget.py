@@ -16,11 +16,11 @@ import copy
 import math
 import statistics
 import tempfile
-import time
 from dataclasses import asdict, dataclass
 
 import torch
 
+from ..bench.timing import clock
 from .trainer import Trainer
 
 PROBE_STEPS = 6       # timed optimiser steps
@@ -81,7 +81,7 @@ def seconds_per_iteration(model: torch.nn.Module, train_dataset, *, batch_size: 
             trainer.sampler.set_epoch(0)
             batches, times = iter(trainer.loader), []
             for _ in range(warmup + steps):
-                started = time.perf_counter()
+                started = clock(trainer.device)
                 try:
                     images, targets = next(batches)
                 except StopIteration:             # a training set of few batches: go round again
@@ -89,9 +89,7 @@ def seconds_per_iteration(model: torch.nn.Module, train_dataset, *, batch_size: 
                     images, targets = next(batches)
                 trainer.step(images, targets)
                 trainer.iteration += 1
-                if trainer.device.type == "cuda":
-                    torch.cuda.synchronize(trainer.device)
-                times.append(time.perf_counter() - started)
+                times.append(clock(trainer.device) - started)
     finally:
         torch.set_rng_state(rng)
     return statistics.median(times[warmup:])
